@@ -1,0 +1,116 @@
+"""Distillation: the three loss terms against hand computation, and the Trainer that combines them."""
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import kd
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM
+
+SMOKE = kd.get_profile("smoke")
+
+
+def test_soft_target_loss_by_hand():
+    s = torch.tensor([[[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]])  # (batch 1, seq 2, vocab 3)
+    t = torch.tensor([[[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]])
+    mask = torch.tensor([[True, True]])
+    T = 2.0
+    expected = 0.0
+    for i in range(2):
+        p_t = [math.exp(x / T) for x in t[0, i].tolist()]
+        p_s = [math.exp(x / T) for x in s[0, i].tolist()]
+        p_t, p_s = [x / sum(p_t) for x in p_t], [x / sum(p_s) for x in p_s]
+        expected += sum(a * math.log(a / b) for a, b in zip(p_t, p_s))
+    expected = expected / 2 * T ** 2  # mean over the 2 tokens, times T²
+    assert kd.soft_target_loss(s, t, mask, T).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_soft_target_loss_temperature_and_padding():
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 5, 11), torch.randn(2, 5, 11)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    assert kd.soft_target_loss(t, t, mask, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert kd.soft_target_loss(s, t, mask, 1.0).item() != pytest.approx(kd.soft_target_loss(s, t, mask, 4.0).item(), rel=1e-3)
+    s2 = s.clone()
+    s2[1, 3:] = 100 * torch.randn(2, 11)  # padding positions may hold anything
+    assert kd.soft_target_loss(s2, t, mask, 2.0).item() == pytest.approx(kd.soft_target_loss(s, t, mask, 2.0).item(), rel=1e-6)
+
+
+def test_masked_lm_loss_by_hand():
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])
+    labels = torch.tensor([[0, -100, 1]])
+    by_hand = (-math.log(math.exp(2) / (math.exp(2) + 2)) - math.log(1 / (math.exp(3) + 2))) / 2
+    assert kd.masked_lm_loss(logits, labels).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_cosine_loss_by_hand_and_padding():
+    h_t = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert kd.cosine_loss(h_t, h_t, mask).item() == pytest.approx(0.0, abs=1e-6)  # identical states: no loss
+    h_s = torch.tensor([[[-1.0, 0.0], [1.0, 0.0], [5.0, -3.0]]])  # opposite (2), orthogonal (1), padding (ignored)
+    assert kd.cosine_loss(h_s, h_t, mask).item() == pytest.approx(1.5, rel=1e-6)
+
+
+def test_masked_only_selects_masked_positions():
+    torch.manual_seed(0)
+    out_s = SimpleNamespace(logits=torch.randn(1, 4, 7), hidden_states=[torch.randn(1, 4, 3)])
+    out_t = SimpleNamespace(logits=torch.randn(1, 4, 7), hidden_states=[torch.randn(1, 4, 3)])
+    labels, attn = torch.tensor([[-100, 2, -100, 5]]), torch.ones(1, 4, dtype=torch.long)
+    cfg = kd.DistillConfig(masked_only=True)
+    terms = kd.distillation_terms(out_s, out_t, labels, attn, cfg)
+    sel = labels != -100
+    assert terms["ce"].item() == pytest.approx(kd.soft_target_loss(out_s.logits, out_t.logits, sel, 2.0).item())
+    assert terms["cos"].item() == pytest.approx(kd.cosine_loss(out_s.hidden_states[-1], out_t.hidden_states[-1], sel).item())
+    assert kd.weighted_loss(terms, cfg).item() == pytest.approx(
+        5 * terms["ce"].item() + 2 * terms["mlm"].item() + terms["cos"].item(), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    tokenizer = kd.AutoTokenizer.from_pretrained(kd.REPO / "tests" / "tiny_tokenizer")
+    torch.manual_seed(0)
+    teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **kd.TINY_BERT)).eval()
+    blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32)
+    return teacher, tokenizer, blocks
+
+
+def weighted_loss_on(student, teacher, batch, cfg):
+    batch = dict(batch)
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        return kd.weighted_loss(kd.distillation_terms(student.eval()(**batch, output_hidden_states=True),
+                                                      teacher(**batch, output_hidden_states=True), labels,
+                                                      batch["attention_mask"], cfg), cfg).item()
+
+
+def test_short_training_lowers_the_loss_and_logs_every_term(setup, tmp_path):
+    teacher, tokenizer, blocks = setup
+    profile = dataclasses.replace(SMOKE, distill_lr=1e-2, warmup_steps=1)  # a rate a tiny model learns fast at
+    student, cfg, blocks = kd.build_student(teacher, [0, 3]), kd.DistillConfig(), blocks.select(range(16))
+    batch = kd.fixed_masked_batches(blocks, tokenizer, 16, seed=0)[0]
+    before = weighted_loss_on(student, teacher, batch, cfg)
+    trainer = kd.distill(student, teacher, tokenizer, blocks, profile, cfg, tmp_path, max_steps=20, minutes=10)
+    assert weighted_loss_on(student, teacher, batch, cfg) < 0.9 * before
+    rows = [r for r in trainer.state.log_history if "loss" in r]
+    assert len(rows) == 20  # logging_steps = 1
+    for r in rows:  # the logged total is the weighted sum of the logged (unweighted) terms
+        assert r["loss"] == pytest.approx(5 * r["loss_ce"] + 2 * r["loss_mlm"] + r["loss_cos"], rel=1e-3)
+    assert kd.loss_history(trainer.state.log_history)["step"] == list(range(1, 21))
+
+
+def test_time_budget_stops_and_rerun_resumes(setup, tmp_path):
+    teacher, tokenizer, blocks = setup
+    student = kd.build_student(teacher, [0, 3])
+    first = kd.distill(student, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=0)
+    assert first.stopped_early and first.state.global_step == 1 and (tmp_path / "checkpoint-1").is_dir()
+    fresh = kd.build_student(teacher, [0, 3])  # a new session: weights come back from the checkpoint
+    second = kd.distill(fresh, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=10)
+    assert not second.stopped_early and second.state.global_step == 5
+    assert [r["step"] for r in second.state.log_history if "loss" in r] == [1, 2, 3, 4, 5]  # step 1 not redone
+    assert (tmp_path / "checkpoint-5").is_dir()
+    again = kd.build_student(teacher, [0, 3])
+    third = kd.distill(again, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=10)
+    assert third.state.global_step == 5
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), fresh.state_dict().values()))
