@@ -2,7 +2,7 @@
 
 Everything two notebooks need lives here; each notebook shows its idea and calls these.
 Sections: profiles · paths and run records · data · teacher and student · masked-LM corpus and
-evaluation · metrics · distillation losses and trainer · timing.
+evaluation · metrics · distillation (notebook 02) · fine-tuning (03) · small students (04) · timing.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel, DataCollatorForLanguageModeling,
@@ -69,6 +71,22 @@ class Profile:
     checkpoint_minutes: float = 5.0      # save this often so a disconnect loses at most this much
     ablation_steps: int = 25             # each ablation run: short, but the same for every row
     logging_steps: int = 10              # how often each loss term is logged
+    # notebook 03: fine-tuning. task_sizes: task -> (train rows, eval rows, epochs); None = all rows / the task's own
+    task_sizes: dict = field(default_factory=lambda: {
+        "cola": (3000, None, 3), "mrpc": (2000, None, 2), "imdb": (2000, 1000, 1)})  # ~21 min on 2 cores
+    max_len_cap: int = 128               # truncate long texts (IMDb) here; a T4 affords BERT's full 512
+    finetune_seeds: int = 1              # seeds per model on CoLA and MRPC; the paper reports the median of 5
+    imdb_seeds: int = 1                  # IMDb runs are the longest: fewer seeds
+    kd_alpha: float = 0.5                # task-specific distillation: weight of the hard labels; the rest, soft targets
+    # notebook 04: classic distillation into small students on IMDb
+    classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
+    classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
+    classic_transfer_rows: int | None = 3000   # unlabelled reviews the teacher labels softly (None: all 50,000)
+    classic_eval_rows: int | None = 1000       # test reviews scored (None: all 25,000); the same subset as notebook 03
+    classic_dim: int = 128               # embedding and hidden width of the small students
+    classic_steps: int = 300             # optimiser steps per student, the same for "single" and "distilled"
+    classic_batch: int = 64              # reviews per step
+    classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
 
 
 PROFILES = {
@@ -77,13 +95,19 @@ PROFILES = {
         mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
         block_size=256, eval_blocks=500, head_fit_steps=0, latency_runs=30,
         distill_steps=2400, distill_minutes=120.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
-        warmup_steps=120, checkpoint_minutes=10.0, ablation_steps=100, logging_steps=25),
+        warmup_steps=120, checkpoint_minutes=10.0, ablation_steps=100, logging_steps=25,
+        task_sizes={}, max_len_cap=512, finetune_seeds=5, imdb_seeds=1,
+        classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
+        classic_dim=256, classic_steps=6000),
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(REPO / "tests" / "data"), student_layers=2,
         block_size=32, eval_blocks=8, head_fit_steps=5, head_fit_batch=4, head_fit_lr=1e-2, latency_runs=3,
         latency_seq_len=32, distill_steps=6, distill_minutes=2.0, distill_batch=4, distill_accum=1,
-        warmup_steps=1, checkpoint_minutes=1.0, ablation_steps=3, logging_steps=1),
+        warmup_steps=1, checkpoint_minutes=1.0, ablation_steps=3, logging_steps=1,
+        task_sizes={t: (48, 24, 1) for t in ("cola", "mrpc", "imdb")}, max_len_cap=64, finetune_seeds=2,
+        classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
+        classic_steps=4, classic_batch=8),
 }
 TINY_BERT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
                  max_position_embeddings=128)  # the smoke teacher: ~0.2M weights, random
@@ -330,12 +354,17 @@ def fill_mask(model, tokenizer, sentences: list[str], k: int = 3) -> list[list[s
     return [[p["token_str"] for p in pipe(s.replace("[MASK]", tokenizer.mask_token))] for s in sentences]
 
 
-def load_saved(profile: Profile, name: str, notebook: str, auto_class=None):
-    """A model an earlier notebook saved in the artifacts folder; a clear error naming that notebook if absent."""
+def saved_path(profile: Profile, name: str, notebook: str) -> Path:
+    """Where an earlier notebook saved a model in the artifacts folder; a clear error naming that notebook if absent."""
     path = artifacts_dir(profile) / name
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} not found: run code/{notebook}.ipynb first (profile {profile.name!r}).")
-    return (auto_class or transformers.AutoModelForMaskedLM).from_pretrained(path).eval()
+    return path
+
+
+def load_saved(profile: Profile, name: str, notebook: str, auto_class=None):
+    """A model an earlier notebook saved (see saved_path), loaded with auto_class (default: masked LM)."""
+    return (auto_class or transformers.AutoModelForMaskedLM).from_pretrained(saved_path(profile, name, notebook)).eval()
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -374,11 +403,26 @@ def fixed_masked_batches(blocks: datasets.Dataset, tokenizer, batch_size: int, s
                 for i in range(0, len(blocks), batch_size)]
 
 
+def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:
+    """The profile's masked-LM corpus: (training blocks, held-out blocks, held-out batches masked once), noted in the record."""
+    p = run.profile
+    blocks = {}
+    for split in (p.mlm_train_split, p.mlm_eval_split):
+        blocks[split] = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+    blocks[p.mlm_eval_split] = blocks[p.mlm_eval_split].select(range(min(p.eval_blocks, len(blocks[p.mlm_eval_split]))))
+    for split, b in blocks.items():
+        run.note_data(f"{p.mlm_corpus}/{split}", blocks=len(b), block_size=p.block_size)
+    eval_batches = fixed_masked_batches(blocks[p.mlm_eval_split], tokenizer, batch_size=32, seed=p.seed)
+    return blocks[p.mlm_train_split], blocks[p.mlm_eval_split], eval_batches
+
+
 @torch.inference_mode()
 def masked_lm_eval(model, batches: list[dict]) -> dict:
-    """Masked-token accuracy and perplexity (exp of mean cross-entropy) over the masked positions."""
-    model.eval()
-    device = next(model.parameters()).device
+    """Masked-token accuracy and perplexity (exp of mean cross-entropy) over the masked positions.
+    Runs on the GPU when there is one; the model goes back where it was."""
+    home = next(model.parameters()).device
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.eval().to(device)
     correct = total = 0
     nll = 0.0
     for batch in batches:
@@ -388,6 +432,7 @@ def masked_lm_eval(model, batches: list[dict]) -> dict:
         correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
         nll += F.cross_entropy(logits[sel].float(), labels[sel], reduction="sum").item()
         total += sel.sum().item()
+    model.to(home)
     return {"masked_acc": correct / total, "perplexity": math.exp(nll / total), "masked_tokens": total}
 
 
@@ -423,6 +468,7 @@ def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dat
         m.p = rate
     for p in teacher.parameters():
         p.requires_grad = True
+    teacher.cpu()  # models rest on the CPU between steps; the Trainer had moved it
     return trainer.state.log_history
 
 
@@ -558,6 +604,19 @@ class TimeBudget(TrainerCallback):
         return control
 
 
+def train_resumable(trainer: Trainer, output_dir: Path) -> None:
+    """trainer.train(), resuming from the last checkpoint in output_dir; a finished one is restored, not retrained."""
+    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    if resume:
+        state = TrainerState.load_from_json(f"{resume}/trainer_state.json")
+        target = trainer.args.max_steps if trainer.args.max_steps > 0 else state.max_steps  # else: set by epochs
+        if state.global_step >= target:  # done in an earlier session (the Trainer would step once more)
+            trainer._load_from_checkpoint(resume)
+            trainer.state = state
+            return
+    trainer.train(resume_from_checkpoint=resume)
+
+
 def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Profile, cfg: DistillConfig,
             output_dir: Path, max_steps: int, minutes: float) -> DistillationTrainer:
     """Distil `teacher` into `student` for max_steps (or `minutes`), resuming from the last checkpoint in output_dir."""
@@ -568,15 +627,8 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     budget = TimeBudget(minutes, profile.checkpoint_minutes)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, data_collator=mlm_collator(tokenizer),
                                   teacher=teacher, distill=cfg, callbacks=[budget])
-    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
-    done = resume and TrainerState.load_from_json(f"{resume}/trainer_state.json").global_step >= max_steps
-    if done:  # finished in an earlier session: restore it (the Trainer would otherwise take one step more)
-        trainer._load_from_checkpoint(resume)
-        trainer.state = TrainerState.load_from_json(f"{resume}/trainer_state.json")
-        trainer.stopped_early = False
-        return trainer
     try:
-        trainer.train(resume_from_checkpoint=resume)
+        train_resumable(trainer, output_dir)
     except torch.cuda.OutOfMemoryError as e:
         raise RuntimeError(
             f"Out of GPU memory at distill_batch={profile.distill_batch}. Halve the batch and double the accumulation "
@@ -594,6 +646,220 @@ def loss_history(log_history: list[dict]) -> dict[str, list]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Fine-tuning on CoLA, MRPC and IMDb (notebook 03)
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    dataset: str                 # key of DATASETS
+    text_fields: tuple           # one field, or a sentence pair
+    train_split: str
+    eval_split: str              # GLUE tests are unlabelled: the paper reports GLUE on dev, IMDb on test
+    metric: str                  # the headline metric, as the paper reports it
+    lr: float                    # BERT's fine-tuning grid is {2, 3, 5}e-5; small sets like the upper end
+    batch: int
+    epochs: float
+    max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
+
+
+TASKS = {
+    "cola": Task("cola", "cola", ("sentence",), "train", "validation", "matthews_correlation", 3e-5, 32, 3, 128),
+    "mrpc": Task("mrpc", "mrpc", ("sentence1", "sentence2"), "train", "validation", "f1_acc_mean", 5e-5, 32, 3, 128),
+    "imdb": Task("imdb", "imdb", ("text",), "train", "test", "accuracy", 3e-5, 16, 2, 512),
+}
+
+
+def subset(run: Run, ds: datasets.Dataset, key: str, rows: int | None) -> datasets.Dataset:
+    """A random subset of `rows` (the same for every model and seed: the profile's seed), noted in the run record."""
+    if rows and rows < len(ds):
+        ds = ds.shuffle(seed=run.profile.seed).select(range(rows))
+        run.note_data(key, subset_rows=rows, subset_seed=run.profile.seed)
+    return ds
+
+
+def encode(ds: datasets.Dataset, tokenizer, fields: tuple, max_len: int) -> datasets.Dataset:
+    """Tokenise one text field or a sentence pair (joined with [SEP]), truncated at max_len; keep `labels`."""
+    ds = ds.map(lambda b: tokenizer(*[b[f] for f in fields], truncation=True, max_length=max_len),
+                batched=True, remove_columns=[c for c in ds.column_names if c != "label"])
+    return ds.rename_column("label", "labels")
+
+
+def task_data(run: Run, task: Task, tokenizer) -> tuple:
+    """(train, eval) of a task, tokenised and truncated at the task's length (capped by the profile).
+    The profile's task_sizes may take a random subset."""
+    train_rows, eval_rows, _ = run.profile.task_sizes.get(task.name, (None, None, None))
+    max_len = min(task.max_len, run.profile.max_len_cap)
+    return tuple(encode(subset(run, run.load(task.dataset, split), f"{task.dataset}/{split}", rows), tokenizer,
+                        task.text_fields, max_len)
+                 for split, rows in ((task.train_split, train_rows), (task.eval_split, eval_rows)))
+
+
+def task_scores(predictions, references) -> dict:
+    """Every metric the course reports for a binary task, from class predictions."""
+    scores = {**Accuracy().compute(predictions=predictions, references=references),
+              **F1().compute(predictions=predictions, references=references),
+              **MatthewsCorrelation().compute(predictions=predictions, references=references)}
+    scores["f1_acc_mean"] = (scores["f1"] + scores["accuracy"]) / 2  # MRPC's single number in the paper
+    return scores
+
+
+def compute_task_metrics(eval_pred) -> dict:
+    logits, labels = eval_pred
+    return task_scores(np.argmax(logits, axis=-1).tolist(), np.asarray(labels).tolist())
+
+
+def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile) -> np.ndarray:
+    """The model's logits (rows, classes) on a tokenised dataset, batched through Trainer.predict."""
+    args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64)
+    trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
+    return trainer.predict(dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])).predictions
+
+
+def retention(student: float, teacher: float) -> float | None:
+    """How much of the teacher's score the student keeps (student / teacher); None where the teacher scores <= 0,
+    as a Matthews correlation of 0 (constant predictions) does."""
+    return student / teacher if teacher > 0 else None
+
+
+def mean_retention(per_task: dict) -> float | None:
+    kept = [v for v in per_task.values() if v is not None]
+    return statistics.mean(kept) if kept else None
+
+
+class SoftTargetTrainer(Trainer):
+    """Fine-tuning on labels plus a fine-tuned teacher's soft targets (DistilBERT (D); Tang et al.'s students).
+
+    Training batches carry the teacher's logits (column `teacher_logits`, computed once); the loss is
+    `classic_kd_loss`. Batches without them (evaluation) get plain cross-entropy.
+    """
+    def __init__(self, *args, alpha: float = 0.5, temperature: float = 2.0, mse: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alpha, self.temperature, self.mse = alpha, temperature, mse
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits_t = inputs.pop("teacher_logits", None)  # (batch, classes)
+        labels = inputs.pop("labels")
+        out = model(**inputs)
+        if logits_t is None:
+            loss = F.cross_entropy(out.logits.float(), labels)
+        else:
+            loss = classic_kd_loss(out.logits, logits_t, labels, self.alpha, self.temperature, self.mse)
+        return (loss, out) if return_outputs else loss
+
+
+def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, seed: int, output_dir: Path,
+             soft_targets: bool = False, keep_model: bool = False, kd_options: dict | None = None, **overrides) -> dict:
+    """Fine-tune and score on the evaluation split. Resumable: a finished run's scores.json is read back; an
+    interrupted one resumes from its last checkpoint. keep_model saves the fine-tuned model to output_dir/model.
+    soft_targets: train with SoftTargetTrainer (kd_options: alpha, temperature, mse); overrides: TrainingArguments."""
+    done = Path(output_dir) / "scores.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    epochs = profile.task_sizes.get(task.name, (None, None, task.epochs))[2]
+    settings = dict(seed=seed, data_seed=seed, learning_rate=task.lr, per_device_train_batch_size=task.batch,
+                    per_device_eval_batch_size=64, num_train_epochs=epochs, warmup_steps=0.1, weight_decay=0.01,
+                    lr_scheduler_type="linear", logging_steps=50, save_strategy="epoch", save_total_limit=1,
+                    remove_unused_columns=not soft_targets)
+    args = training_args(profile, output_dir, **{**settings, **overrides})
+    kind, extra = (SoftTargetTrainer, kd_options or {"alpha": profile.kd_alpha}) if soft_targets else (Trainer, {})
+    trainer = kind(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra,
+                   data_collator=transformers.DataCollatorWithPadding(tokenizer), compute_metrics=compute_task_metrics)
+    train_resumable(trainer, output_dir)
+    scores = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
+              if k.removeprefix("eval_") in ("accuracy", "f1", "matthews_correlation", "f1_acc_mean")}
+    if keep_model:
+        trainer.save_model(output_dir / "model")
+        tokenizer.save_pretrained(output_dir / "model")
+    for checkpoint in Path(output_dir).glob("checkpoint-*"):  # finished: scores.json replaces them
+        shutil.rmtree(checkpoint)
+    done.write_text(json.dumps(scores, indent=1))
+    return scores
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic task-specific distillation into small students (notebook 04, Tang et al. 2019)
+
+class SmallStudent(torch.nn.Module):
+    """A small classifier over WordPiece ids: BiLSTM, BiGRU, Attention (self-attention layers) or Transformer.
+
+    Padding never leaks in: the RNNs run on packed sequences, attention ignores padded keys, and pooling
+    averages real tokens only. The attention-based kinds get learned position embeddings.
+    """
+    KINDS = ("bilstm", "bigru", "attention", "transformer")
+
+    def __init__(self, kind: str, vocab_size: int, layers: int, dim: int, max_len: int, dropout: float = 0.2,
+                 num_labels: int = 2, pad_id: int = 0, heads: int = 4, embeddings: torch.Tensor | None = None):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"Unknown student kind {kind!r}; choose from {self.KINDS}")
+        self.kind = kind
+        self.embed = torch.nn.Embedding(vocab_size, dim, padding_idx=pad_id)
+        if embeddings is not None:  # e.g. the teacher's word embeddings, projected to `dim`
+            self.embed.weight.data.copy_(embeddings)
+        self.pos = torch.nn.Embedding(max_len, dim) if kind in ("attention", "transformer") else None
+        self.drop = torch.nn.Dropout(dropout)
+        if kind in ("bilstm", "bigru"):
+            rnn = torch.nn.LSTM if kind == "bilstm" else torch.nn.GRU
+            self.encoder = rnn(dim, dim // 2, layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0)
+        elif kind == "attention":
+            self.encoder = torch.nn.ModuleList(torch.nn.MultiheadAttention(dim, heads, dropout, batch_first=True) for _ in range(layers))
+            self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(dim) for _ in range(layers))
+        else:
+            layer = torch.nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
+            self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.classifier = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.ReLU(), torch.nn.Dropout(dropout),
+                                              torch.nn.Linear(dim, num_labels))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids=None, labels=None):
+        """input_ids, attention_mask: (batch, seq) -> .logits (batch, num_labels), and .loss (cross-entropy) given labels.
+        One segment only: token_type_ids are accepted and ignored."""
+        x = self.embed(input_ids)  # (batch, seq, dim)
+        if self.pos is not None:
+            x = x + self.pos(torch.arange(input_ids.shape[1], device=input_ids.device))
+        x = self.drop(x)
+        pad = attention_mask == 0
+        if self.kind in ("bilstm", "bigru"):
+            lengths = attention_mask.sum(1).clamp_min(1).cpu()
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.encoder(packed)
+            x, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.shape[1])
+        elif self.kind == "attention":
+            for attn, norm in zip(self.encoder, self.norms):
+                x = norm(x + self.drop(attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]))
+        else:
+            x = self.encoder(x, src_key_padding_mask=pad)
+        keep = attention_mask.unsqueeze(-1).to(x.dtype)  # (batch, seq, 1): masked mean pooling
+        pooled = (x * keep).sum(1) / keep.sum(1).clamp_min(1)
+        logits = self.classifier(self.drop(pooled))
+        return SequenceClassifierOutput(loss=None if labels is None else F.cross_entropy(logits, labels), logits=logits)
+
+
+def projected_embeddings(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """The teacher's word embeddings (vocab, d_t) projected on their top `dim` principal components, scaled to std 1."""
+    centred = weight.float() - weight.float().mean(0)
+    _, _, v = torch.pca_lowrank(centred, q=dim, center=False, niter=4)
+    out = centred @ v  # (vocab, dim)
+    return out / out.std()
+
+
+def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torch.Tensor, alpha: float,
+                    temperature: float, mse: bool = False) -> torch.Tensor:
+    """alpha * CE(labels) + (1 - alpha) * soft loss; rows with label -1 (unlabelled transfer set) get the soft loss only.
+
+    logits_s, logits_t: (batch, classes); labels: (batch,). Soft loss: T² KL at temperature T, or the MSE between
+    logits (Tang et al.) when mse=True.
+    """
+    if mse:
+        soft = F.mse_loss(logits_s.float(), logits_t.float())
+    else:
+        ones = torch.ones(len(labels), 1, dtype=torch.bool, device=labels.device)
+        soft = soft_target_loss(logits_s[:, None], logits_t[:, None], ones, temperature)
+    labelled = labels >= 0
+    hard = F.cross_entropy(logits_s[labelled].float(), labels[labelled]) if labelled.any() else logits_s.sum() * 0
+    return alpha * hard + (1 - alpha) * soft
+
+
+# ----------------------------------------------------------------------------------------------
 # Timing
 
 @torch.inference_mode()
@@ -605,9 +871,10 @@ def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmu
     ids = torch.randint(min(1000, vocab_size // 2), vocab_size, (1, seq_len), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     times = {name: [] for name in models}
+    for model in models.values():
+        model.eval().cpu()  # a Trainer may have left it on the GPU
     for i in range(warmup + runs):
         for name, model in models.items():
-            model.eval()
             t0 = time.perf_counter()
             model(input_ids=ids, attention_mask=mask)
             if i >= warmup:

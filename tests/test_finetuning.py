@@ -1,0 +1,111 @@
+"""Fine-tuning (notebook 03) and classic distillation (notebook 04): preprocessing, metrics, losses, students."""
+import math
+
+import kd
+import pytest
+import torch
+
+SMOKE = kd.get_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return kd.AutoTokenizer.from_pretrained(kd.REPO / "tests" / "tiny_tokenizer")
+
+
+def test_task_scores_known_values():
+    s = kd.task_scores([1, 1, 0, 0], [1, 0, 0, 0])
+    assert s["accuracy"] == 0.75 and s["f1"] == pytest.approx(2 / 3)
+    assert s["f1_acc_mean"] == pytest.approx((0.75 + 2 / 3) / 2)
+    assert s["matthews_correlation"] == pytest.approx(1 / math.sqrt(3))
+
+
+def test_mrpc_pairs_and_imdb_truncation(tokenizer):
+    run = kd.Run(SMOKE, "test")
+    train, evaluation = kd.task_data(run, kd.TASKS["mrpc"], tokenizer)
+    assert (len(train), len(evaluation)) == SMOKE.task_sizes["mrpc"][:2]
+    ids = train[0]["input_ids"]
+    assert ids.count(tokenizer.sep_token_id) == 2 and ids[0] == tokenizer.cls_token_id
+    assert set(train[0]["token_type_ids"]) == {0, 1}  # the second sentence is segment 1
+    assert run.data["mrpc/train"]["subset_rows"] == SMOKE.task_sizes["mrpc"][0]
+    imdb_train, _ = kd.task_data(run, kd.TASKS["imdb"], tokenizer)
+    lengths = [len(x) for x in imdb_train["input_ids"]]
+    assert max(lengths) == SMOKE.max_len_cap  # reviews are long: truncated
+    assert set(imdb_train["labels"]) == {0, 1}
+
+
+def test_retention():
+    assert kd.retention(45.0, 50.0) == pytest.approx(0.9)
+    assert kd.retention(10.0, 0.0) is None  # a teacher with MCC 0 has nothing to keep
+    assert kd.mean_retention({"cola": None, "mrpc": 0.9, "imdb": 1.0}) == pytest.approx(0.95)
+
+
+def test_classic_kd_loss_by_hand():
+    s = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    t = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([0, -1])  # the second row is from the unlabelled transfer set
+    ce = -math.log(math.exp(2) / (math.exp(2) + 1))  # row 0 only
+    kl = 0.0
+    for i in range(2):
+        pt = torch.softmax(t[i] / 2, -1)
+        ps = torch.softmax(s[i] / 2, -1)
+        kl += float((pt * (pt / ps).log()).sum())
+    expected = 0.3 * ce + 0.7 * (kl / 2) * 4
+    assert kd.classic_kd_loss(s, t, labels, alpha=0.3, temperature=2.0).item() == pytest.approx(expected, rel=1e-5)
+    mse = ((s - t) ** 2).mean().item()
+    assert kd.classic_kd_loss(s, t, labels, 0.3, 2.0, mse=True).item() == pytest.approx(0.3 * ce + 0.7 * mse, rel=1e-5)
+    unlabelled = torch.tensor([-1, -1])
+    assert kd.classic_kd_loss(s, t, unlabelled, 0.3, 2.0, mse=True).item() == pytest.approx(0.7 * mse, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", kd.SmallStudent.KINDS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_students_ignore_padding(kind, layers):
+    torch.manual_seed(0)
+    student = kd.SmallStudent(kind, 100, layers, 16, 64).eval()
+    ids = torch.randint(5, 100, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    ids[1, 4:] = 0
+    more_ids = torch.nn.functional.pad(ids, (0, 9))
+    more_mask = torch.nn.functional.pad(mask, (0, 9))
+    with torch.no_grad():
+        a, b = student(ids, mask).logits, student(more_ids, more_mask).logits
+        other = student(ids, torch.ones_like(mask)).logits  # treating padding as tokens changes the answer
+    assert a.shape == (3, 2)
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a[1], other[1], atol=1e-5)
+
+
+def test_unknown_student_kind():
+    with pytest.raises(ValueError, match="bilstm"):
+        kd.SmallStudent("cnn", 100, 1, 16, 64)
+
+
+def test_projected_embeddings():
+    torch.manual_seed(0)
+    weight = torch.randn(200, 24) @ torch.randn(24, 24)
+    out = kd.projected_embeddings(weight, 8)
+    assert out.shape == (200, 8) and out.std().item() == pytest.approx(1.0, rel=1e-4)
+    student = kd.SmallStudent("bigru", 200, 1, 8, 16, embeddings=out)
+    assert torch.equal(student.embed.weight.data, out)
+
+
+def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(3, 2)
+
+        def forward(self, x):
+            return kd.SequenceClassifierOutput(logits=self.w(x))
+
+    model = Linear()
+    trainer = kd.SoftTargetTrainer(model=model, args=kd.training_args(SMOKE, tmp_path), alpha=0.25, temperature=2.0)
+    x, labels, logits_t = torch.randn(4, 3), torch.tensor([0, 1, -1, 1]), torch.randn(4, 2)
+    with torch.no_grad():
+        logits_s = model(x).logits
+        with_teacher = trainer.compute_loss(model, {"x": x, "labels": labels, "teacher_logits": logits_t})
+        plain = trainer.compute_loss(model, {"x": x, "labels": labels.clamp_min(0)})
+    assert with_teacher.item() == pytest.approx(kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 2.0).item(), rel=1e-6)
+    assert plain.item() == pytest.approx(torch.nn.functional.cross_entropy(logits_s, labels.clamp_min(0)).item(), rel=1e-6)
