@@ -105,12 +105,25 @@ def test_time_budget_stops_and_rerun_resumes(setup, tmp_path):
     student = kd.build_student(teacher, [0, 3])
     first = kd.distill(student, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=0)
     assert first.stopped_early and first.state.global_step == 1 and (tmp_path / "checkpoint-1").is_dir()
+    assert first.session_steps == 1
     fresh = kd.build_student(teacher, [0, 3])  # a new session: weights come back from the checkpoint
     second = kd.distill(fresh, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=10)
-    assert not second.stopped_early and second.state.global_step == 5
+    assert not second.stopped_early and second.state.global_step == 5 and second.session_steps == 4
     assert [r["step"] for r in second.state.log_history if "loss" in r] == [1, 2, 3, 4, 5]  # step 1 not redone
     assert (tmp_path / "checkpoint-5").is_dir()
     again = kd.build_student(teacher, [0, 3])
     third = kd.distill(again, teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path, max_steps=5, minutes=10)
-    assert third.state.global_step == 5
+    assert third.state.global_step == 5 and third.session_steps == 0  # restored, not retrained
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), fresh.state_dict().values()))
+
+
+def test_out_of_memory_names_the_fix_and_keeps_checkpoints(tmp_path):
+    (tmp_path / "checkpoint-7").mkdir()
+    args = kd.training_args(SMOKE, tmp_path, per_device_train_batch_size=16)
+    with pytest.raises(RuntimeError, match=r"batch 16.*distill_batch=8.*Checkpoints in .* are kept"):
+        with kd.explain_oom(args, "dataclasses.replace(profile, distill_batch=8, distill_accum=2)", tmp_path):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+    assert (tmp_path / "checkpoint-7").is_dir()
+    with pytest.raises(ValueError):  # anything else passes through unchanged
+        with kd.explain_oom(args, "", tmp_path):
+            raise ValueError("not memory")
