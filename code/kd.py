@@ -166,10 +166,15 @@ class Run:
     data: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
-    def load(self, dataset: str, split: str) -> datasets.Dataset:
-        """Load a split and note it (source, split, rows) in the record."""
+    def load(self, dataset: str, split: str, rows: int | None = None) -> datasets.Dataset:
+        """Load a split and note it (source, rows) in the record; `rows` takes a random subset of that many
+        (the same for every model and seed: the profile's seed), noted too."""
         ds = load_split(self.profile, dataset, split)
-        self.data[f"{dataset}/{split}"] = {"source": data_source(self.profile, dataset), "rows": len(ds)}
+        key = f"{dataset}/{split}"
+        self.data[key] = {"source": data_source(self.profile, dataset), "rows": len(ds)}
+        if rows and rows < len(ds):
+            ds = ds.shuffle(seed=self.profile.seed).select(range(rows))
+            self.note_data(key, subset_rows=rows, subset_seed=self.profile.seed)
         return ds
 
     def note_data(self, key: str, **info) -> None:
@@ -691,14 +696,6 @@ TASKS = {
 }
 
 
-def subset(run: Run, ds: datasets.Dataset, key: str, rows: int | None) -> datasets.Dataset:
-    """A random subset of `rows` (the same for every model and seed: the profile's seed), noted in the run record."""
-    if rows and rows < len(ds):
-        ds = ds.shuffle(seed=run.profile.seed).select(range(rows))
-        run.note_data(key, subset_rows=rows, subset_seed=run.profile.seed)
-    return ds
-
-
 def encode(ds: datasets.Dataset, tokenizer, fields: tuple, max_len: int) -> datasets.Dataset:
     """Tokenise one text field or a sentence pair (joined with [SEP]), truncated at max_len; keep `labels`."""
     ds = ds.map(lambda b: tokenizer(*[b[f] for f in fields], truncation=True, max_length=max_len),
@@ -711,8 +708,7 @@ def task_data(run: Run, task: Task, tokenizer) -> tuple:
     The profile's task_sizes may take a random subset."""
     train_rows, eval_rows, _ = run.profile.task_sizes.get(task.name, (None, None, None))
     max_len = min(task.max_len, run.profile.max_len_cap)
-    return tuple(encode(subset(run, run.load(task.dataset, split), f"{task.dataset}/{split}", rows), tokenizer,
-                        task.text_fields, max_len)
+    return tuple(encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, max_len)
                  for split, rows in ((task.train_split, train_rows), (task.eval_split, eval_rows)))
 
 
