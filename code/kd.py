@@ -6,6 +6,7 @@ evaluation · metrics · distillation (notebook 02) · fine-tuning (03) · small
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -88,6 +89,8 @@ class Profile:
     classic_steps: int = 300             # optimiser steps per student, the same for "single" and "distilled"
     classic_batch: int = 64              # reviews per step
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
+    # notebook 05
+    int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: all of notebook 03's)
 
 
 PROFILES = {
@@ -99,7 +102,7 @@ PROFILES = {
         warmup_steps=120, checkpoint_minutes=10.0, ablation_steps=100, logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
-        classic_dim=256, classic_steps=6000),
+        classic_dim=256, classic_steps=6000, int8_eval_rows=1000),  # int8 runs on Colab's 2 CPU cores: ~5 min
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(REPO / "tests" / "data"), student_layers=2,
@@ -183,6 +186,12 @@ class Run:
     def figure(self, fig, name: str) -> Path:
         path = results_dir(self.profile) / f"{self.notebook}_{name}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """A text output of the run (e.g. Markdown tables) beside its record: results/<profile>/<notebook>_<name>."""
+        path = results_dir(self.profile) / f"{self.notebook}_{name}"
+        path.write_text(text)
         return path
 
     def save(self, metrics: dict) -> Path:
@@ -529,16 +538,51 @@ def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch
     """KL(p_t || p_s) between softmax(logits / T) of teacher and student, times T², averaged over selected tokens.
 
     logits_s, logits_t: (batch, seq, vocab); mask: (batch, seq) bool, True where the token counts. Returns a scalar.
-    The T² keeps the gradient's size independent of T (Hinton et al. 2015).
+    The T² keeps the gradient's size independent of T (Hinton et al. 2015). In plain autograd this is
+        F.kl_div(F.log_softmax(logits_s[mask] / T, -1), F.log_softmax(logits_t[mask] / T, -1),
+                 log_target=True, reduction="batchmean") * T**2
+    (a test checks the two agree); _SoftTargetKL computes the same value and gradient in one pass.
     """
-    log_p_s = F.log_softmax(logits_s[mask].float() / temperature, dim=-1)  # (tokens, vocab)
-    log_p_t = F.log_softmax(logits_t[mask].float() / temperature, dim=-1)
-    return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature ** 2
+    if bool(mask.all()):  # blocks of text have no padding: a view, not a copy of two vocabulary-sized tensors
+        rows_s, rows_t = logits_s.flatten(0, 1), logits_t.flatten(0, 1)
+    else:
+        rows_s, rows_t = logits_s[mask], logits_t[mask]  # (tokens, vocab)
+    return _SoftTargetKL.apply(rows_s, rows_t.detach(), temperature)
+
+
+class _SoftTargetKL(torch.autograd.Function):
+    """T²·KL(p_t || p_s) averaged over rows of (tokens, vocab) logits, with its gradient T·(p_s - p_t) / tokens worked
+    out in the forward pass (p_s - p_t; the backward scales it), a few rows at a time. Autograd's log_softmax / kl_div chain reads and writes the
+    vocabulary-sized tensors many times over and was the step's largest cost on a CPU; this makes one pass."""
+    chunk_bytes = {"cpu": 1 << 20, "cuda": 64 << 20}  # CPU: rows that stay in cache; GPU: few, large kernels
+
+    @staticmethod
+    def forward(ctx, logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float) -> torch.Tensor:
+        tokens, vocab = logits_s.shape
+        step = max(1, _SoftTargetKL.chunk_bytes.get(logits_s.device.type, 1 << 20) // (4 * vocab))
+        grad = torch.empty(logits_s.shape, dtype=torch.float32, device=logits_s.device)  # fp32 until the loss scale
+        total = torch.zeros((), dtype=torch.float32, device=logits_s.device)
+        for i in range(0, tokens, step):
+            log_p_s = torch.log_softmax(logits_s[i:i + step].float() / temperature, dim=-1)  # (rows, vocab)
+            log_p_t = torch.log_softmax(logits_t[i:i + step].float() / temperature, dim=-1)
+            p_t = log_p_t.exp()
+            total += torch.dot(p_t.view(-1), log_p_t.sub_(log_p_s).view(-1))  # sum of p_t (log p_t - log p_s)
+            torch.sub(log_p_s.exp_(), p_t, out=grad[i:i + step])               # p_s - p_t
+        ctx.save_for_backward(grad)
+        ctx.scale, ctx.logits_dtype = temperature / max(tokens, 1), logits_s.dtype
+        return total * (temperature ** 2 / max(tokens, 1))
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (grad,) = ctx.saved_tensors  # scaled in place (backward runs once), then cast: small entries survive fp16
+        return grad.mul_(grad_output.float() * ctx.scale).to(ctx.logits_dtype), None, None
 
 
 def masked_lm_loss(logits_s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the student on the masked tokens. logits_s: (batch, seq, vocab); labels: (batch, seq), -100 = ignore."""
-    return F.cross_entropy(logits_s.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
+    """Cross-entropy of the student on the masked tokens. logits_s: (batch, seq, vocab); labels: (batch, seq), -100 = ignore.
+    Only the masked rows (~15%) go through the softmax: the same mean as ignore_index, at a sixth of the cost."""
+    picked = labels != -100
+    return F.cross_entropy(logits_s[picked].float(), labels[picked])
 
 
 def cosine_loss(hidden_s: torch.Tensor, hidden_t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -726,9 +770,11 @@ def compute_task_metrics(eval_pred) -> dict:
     return task_scores(np.argmax(logits, axis=-1).tolist(), np.asarray(labels).tolist())
 
 
-def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile) -> np.ndarray:
-    """The model's logits (rows, classes) on a tokenised dataset, batched through Trainer.predict."""
-    args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64)
+def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile, cpu: bool = False) -> np.ndarray:
+    """The model's logits (rows, classes) on a tokenised dataset, batched through Trainer.predict.
+    cpu: stay on the CPU in fp32 even with a GPU (int8-quantized models run only there)."""
+    on_cpu = dict(use_cpu=True, fp16=False) if cpu else {}
+    args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64, **on_cpu)
     trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
     return trainer.predict(dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])).predictions
 
@@ -882,6 +928,19 @@ def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torc
 
 # ----------------------------------------------------------------------------------------------
 # Timing
+
+def serialized_mb(model: torch.nn.Module) -> float:
+    """Size of the model's saved weights in MB (1e6 bytes): what int8 shrinks even though the parameter count stays."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell() / 1e6
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table; cells are printed as given (format numbers before)."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines) + "\n"
+
 
 @torch.inference_mode()
 def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmup: int = 3) -> dict[str, float]:

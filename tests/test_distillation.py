@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import kd
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM
 
 SMOKE = kd.get_profile("smoke")
@@ -36,6 +37,27 @@ def test_soft_target_loss_temperature_and_padding():
     s2 = s.clone()
     s2[1, 3:] = 100 * torch.randn(2, 11)  # padding positions may hold anything
     assert kd.soft_target_loss(s2, t, mask, 2.0).item() == pytest.approx(kd.soft_target_loss(s, t, mask, 2.0).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_soft_target_loss_matches_plain_autograd(monkeypatch, padded):
+    """The one-pass KL gives the value and the gradient of the textbook formula, across chunk boundaries."""
+    monkeypatch.setattr(kd._SoftTargetKL, "chunk_bytes", {"cpu": 3 * 4 * 13})  # 10 tokens: chunks of 3, 3, 3 and 1 rows
+    torch.manual_seed(0)
+    s, t = 3 * torch.randn(2, 5, 13), 3 * torch.randn(2, 5, 13)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    if padded:
+        mask[1, 2:] = False
+    s1, s2 = s.clone().requires_grad_(), s.clone().requires_grad_()
+    T = 2.0
+    fast = kd.soft_target_loss(s1, t, mask, T)
+    plain = F.kl_div(F.log_softmax(s2[mask] / T, -1), F.log_softmax(t[mask] / T, -1), log_target=True,
+                     reduction="batchmean") * T ** 2
+    (3 * fast).backward()
+    (3 * plain).backward()
+    assert fast.item() == pytest.approx(plain.item(), rel=1e-5)
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-6)
+    assert s1.grad.abs().sum() > 0 and (not padded or s1.grad[1, 2:].abs().sum() == 0)  # padding gets no gradient
 
 
 def test_masked_lm_loss_by_hand():

@@ -1,0 +1,105 @@
+"""Build the report and the poster from the run records of one profile, offline, with Typst.
+
+    python report/build.py                 # profile cpu: report/report-cpu.pdf, poster/poster-cpu.pdf
+    python report/build.py --profile t4    # after a t4 run of the notebooks
+    python report/build.py --png DIR       # also every page as a PNG in DIR, to look at
+
+The sources (report/report.typ, poster/poster.typ) read results/<profile>/*.json and the figures beside them when
+they are compiled, so a new run of the notebooks followed by this command updates both documents. Built for the
+README's profile (cpu), it also rewrites the README's results section from the same records.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import typst
+
+REPO = Path(__file__).resolve().parent.parent
+DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
+README, README_PROFILE = REPO / "README.md", "cpu"
+BEGIN = "<!-- results: written by `python report/build.py` from results/cpu/; edits here are overwritten -->"
+END = "<!-- end of results -->"
+NEEDS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
+
+
+def results_dir(profile: str) -> Path:
+    """Where the notebooks wrote this profile's records (the same rule as kd.results_dir)."""
+    return Path(os.environ.get("KD_RESULTS_DIR") or REPO / "results") / profile
+
+
+def check_records(results: Path, profile: str) -> None:
+    missing = [nb for nb in NEEDS if not (results / f"{nb}.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"No run record for {', '.join(missing)} in {results}: run "
+                                f"{', '.join(f'code/{nb}.ipynb' for nb in missing)} in profile {profile!r} first "
+                                f"(KD_PROFILE={profile}), then build again.")
+
+
+def readme_results(results: Path) -> str:
+    """The README's results section: the summary tables of one profile's records, labelled with profile and machine."""
+    summary = json.loads((results / "05_summary.json").read_text())
+    m, profile = summary["metrics"], summary["profile"]
+    machine, tables = m["machine"], m["tables"]
+    where = f"results/{profile}/"
+    parts = [BEGIN,
+             f"Profile `{profile}` (teacher `{json.loads((results / '01_student_init.json').read_text())['metrics']['teacher']}`), "
+             f"on {machine['cpu_count']} CPU cores, {'GPU ' + machine['gpu'] if machine['gpu'] else 'no GPU'} "
+             f"({machine['platform']}, torch {machine['torch']}); "
+             f"notebooks 01-04 took {m['course_minutes_01_04']:.0f} min. Every number below is in the run records "
+             f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, not ours.",
+             "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03):", tables["retention"],
+             f"![retention]({where}05_summary_retention.png)",
+             "**Smaller and faster** (every model on one CPU clock, notebook 05; IMDb accuracy from notebooks 03-04):",
+             tables["models"], tables["size_speed"], f"![accuracy against size]({where}05_summary_accuracy_vs_size.png)",
+             "**Classic students, single vs distilled** (IMDb test accuracy x100, notebook 04):", tables["classic"],
+             "**Masked-LM distillation and its ablation** (held-out WikiText, notebook 02):", tables["mlm"], tables["ablation"],
+             END]
+    return "\n\n".join(p.strip() for p in parts) + "\n"
+
+
+def update_readme(results: Path) -> None:
+    text = README.read_text()
+    if BEGIN not in text or END not in text:
+        raise RuntimeError(f"README.md has no results section to update: it needs the lines {BEGIN!r} and {END!r}.")
+    head, rest = text.split(BEGIN, 1)
+    README.write_text(head + readme_results(results).rstrip("\n") + rest.split(END, 1)[1])
+
+
+def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | None = None,
+          results: Path | None = None) -> dict[str, Path]:
+    """Compile both documents from `results` (default results/<profile>/); returns {name: pdf path}.
+    Nothing is written unless every record exists."""
+    results = Path(results or results_dir(profile)).resolve()
+    check_records(results, profile)
+    root = Path(os.path.commonpath([REPO, results]))  # Typst reads files only below its root
+    inputs = {"profile": profile, "results": "/" + str(results.relative_to(root))}
+    built = {}
+    for name, source in DOCUMENTS.items():
+        pdf = Path(out_dir or source.parent) / f"{name}-{profile}.pdf"
+        pdf.parent.mkdir(parents=True, exist_ok=True)
+        pdf.write_bytes(typst.compile(str(source), root=str(root), sys_inputs=inputs, format="pdf"))
+        built[name] = pdf
+        if png_dir:
+            Path(png_dir).mkdir(parents=True, exist_ok=True)
+            pages = typst.compile(str(source), root=str(root), sys_inputs=inputs, format="png", ppi=60)
+            for i, page in enumerate(pages if isinstance(pages, list) else [pages], 1):
+                (Path(png_dir) / f"{name}-{profile}-{i}.png").write_bytes(page)
+    if profile == README_PROFILE and out_dir is None:
+        update_readme(results)
+        built["README results"] = README
+    return built
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", help="whose records to read: results/<profile>/ (default cpu)")
+    parser.add_argument("--out", type=Path, help="write the PDFs here instead of report/ and poster/")
+    parser.add_argument("--png", type=Path, help="also write every page as a PNG here")
+    args = parser.parse_args()
+    try:
+        for name, path in build(args.profile, args.out, args.png).items():
+            print(f"{name}: {path}")
+    except (FileNotFoundError, RuntimeError) as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,73 @@
+"""The report, the poster and the README's results section: built from the committed `cpu` run records, offline."""
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CPU_RESULTS = REPO / "results" / "cpu"
+spec = importlib.util.spec_from_file_location("build", REPO / "report" / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+
+
+def pages(pdf: Path) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf.read_bytes()))
+
+
+def test_report_and_poster_build_from_records(tmp_path):
+    built = build.build("cpu", out_dir=tmp_path, results=CPU_RESULTS)
+    assert set(built) == {"report", "poster"}  # a build into another folder leaves the README alone
+    assert pages(built["poster"]) == 1
+    assert pages(built["report"]) >= 4
+    assert all(path.read_bytes().startswith(b"%PDF") for path in built.values())
+
+
+def test_build_without_records_names_the_notebook_and_writes_nothing(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    for nb in build.NEEDS[:-1]:  # everything but notebook 05's record
+        (results / f"{nb}.json").write_text((CPU_RESULTS / f"{nb}.json").read_text())
+    with pytest.raises(FileNotFoundError, match=r"code/05_summary\.ipynb in profile 'cpu'"):
+        build.build("cpu", out_dir=tmp_path / "out", results=results)
+    assert not (tmp_path / "out").exists()
+
+
+def test_readme_results_are_the_records():
+    """The README shows exactly what report/build.py writes from results/cpu/ (run it after a new cpu run)."""
+    assert build.readme_results(CPU_RESULTS) in (REPO / "README.md").read_text()
+
+
+def test_every_number_in_the_readme_results_is_in_a_record():
+    """A second, independent check: each number in the README's results section appears in a run record
+    (as recorded, x100, or rounded as the tables print it); a retyped or stale number fails."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(build.BEGIN, 1)[1].split(build.END, 1)[0]
+    section = re.sub(r"\]\([^)]*\)|`[^`]*`|\([^)]*Linux[^)]*\)", "", section)  # links, code names, the platform string
+    known = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            for x in (value, 100 * value, value / 1e6, value / 60):
+                for digits in range(4):
+                    known.add(f"{x:.{digits}f}")
+        elif isinstance(value, str):
+            known.update(re.findall(r"\d+(?:\.\d+)?", value))  # e.g. the Markdown tables of notebook 05
+
+    for record in CPU_RESULTS.glob("0[1-4]_*.json"):
+        walk(json.loads(record.read_text()))
+    summary = json.loads((CPU_RESULTS / "05_summary.json").read_text())
+    walk({k: v for k, v in summary["metrics"].items() if k != "tables"})  # the tables must not vouch for themselves
+    numbers = re.findall(r"(?<![\w.])[-+]?\d+(?:\.\d+)?", section)
+    assert numbers, "the README has no results section"
+    notebook_numbers = {f"{i:02d}" for i in range(1, 6)} | {str(i) for i in range(1, 6)}
+    unknown = sorted({n.lstrip("+-") for n in numbers} - known - notebook_numbers)
+    assert not unknown, f"numbers in the README's results that no run record holds: {unknown}"
