@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typst
@@ -75,11 +76,13 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
     check_records(results, profile)
     root = Path(os.path.commonpath([REPO, results]))  # Typst reads files only below its root
     inputs = {"profile": profile, "results": "/" + str(results.relative_to(root))}
+    finished = json.loads((results / "05_summary.json").read_text())["finished_at"]
+    stamp = int(datetime.strptime(finished, "%Y-%m-%dT%H:%M:%S%z").timestamp())  # dated by the run: same records, same bytes
     built = {}
     for name, source in DOCUMENTS.items():
         pdf = Path(out_dir or source.parent) / f"{name}-{profile}.pdf"
         pdf.parent.mkdir(parents=True, exist_ok=True)
-        pdf.write_bytes(typst.compile(str(source), root=str(root), sys_inputs=inputs, format="pdf"))
+        pdf.write_bytes(typst.compile(str(source), root=str(root), sys_inputs=inputs, format="pdf", timestamp=stamp))
         built[name] = pdf
         if png_dir:
             Path(png_dir).mkdir(parents=True, exist_ok=True)
