@@ -60,6 +60,21 @@ def test_soft_target_loss_matches_plain_autograd(monkeypatch, padded):
     assert s1.grad.abs().sum() > 0 and (not padded or s1.grad[1, 2:].abs().sum() == 0)  # padding gets no gradient
 
 
+def test_soft_target_loss_half_precision_logits():
+    """fp16 training (t4) hands the loss half-precision logits: it computes in fp32 and returns a gradient of their dtype."""
+    torch.manual_seed(0)
+    s, t = 3 * torch.randn(2, 4, 50), 3 * torch.randn(2, 4, 50)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    s_half = s.half().requires_grad_()
+    s_full = s.half().float().requires_grad_()
+    half = kd.soft_target_loss(s_half, t.half(), mask, 2.0)
+    full = kd.soft_target_loss(s_full, t.half().float(), mask, 2.0)
+    (1024 * half).backward()  # a loss scale, as fp16 training uses
+    (1024 * full).backward()
+    assert half.dtype == torch.float32 and half.item() == pytest.approx(full.item(), rel=1e-5)
+    assert s_half.grad.dtype == torch.float16 and torch.allclose(s_half.grad.float(), s_full.grad, rtol=1e-3, atol=1e-4)
+
+
 def test_masked_lm_loss_by_hand():
     logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0]]])
     labels = torch.tensor([[0, -100, 1]])
