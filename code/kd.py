@@ -552,14 +552,16 @@ def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch
 
 class _SoftTargetKL(torch.autograd.Function):
     """T²·KL(p_t || p_s) averaged over rows of (tokens, vocab) logits, with its gradient T·(p_s - p_t) / tokens worked
-    out in the forward pass (p_s - p_t; the backward scales it), a few rows at a time. Autograd's log_softmax / kl_div chain reads and writes the
-    vocabulary-sized tensors many times over and was the step's largest cost on a CPU; this makes one pass."""
+    out in the forward pass (p_s - p_t; the backward scales it), a few rows at a time. Autograd's log_softmax / kl_div
+    chain reads and writes the vocabulary-sized tensors many times over and was the step's largest cost on a CPU;
+    this makes one pass."""
     chunk_bytes = {"cpu": 1 << 20, "cuda": 64 << 20}  # CPU: rows that stay in cache; GPU: few, large kernels
 
     @staticmethod
     def forward(ctx, logits_s: torch.Tensor, logits_t: torch.Tensor, temperature: float) -> torch.Tensor:
         tokens, vocab = logits_s.shape
-        step = max(1, _SoftTargetKL.chunk_bytes.get(logits_s.device.type, 1 << 20) // (4 * vocab))
+        chunk = _SoftTargetKL.chunk_bytes
+        step = max(1, chunk.get(logits_s.device.type, chunk["cpu"]) // (4 * vocab))
         grad = torch.empty(logits_s.shape, dtype=torch.float32, device=logits_s.device)  # fp32 until the loss scale
         total = torch.zeros((), dtype=torch.float32, device=logits_s.device)
         for i in range(0, tokens, step):
@@ -747,13 +749,17 @@ def encode(ds: datasets.Dataset, tokenizer, fields: tuple, max_len: int) -> data
     return ds.rename_column("label", "labels")
 
 
-def task_data(run: Run, task: Task, tokenizer) -> tuple:
-    """(train, eval) of a task, tokenised and truncated at the task's length (capped by the profile).
-    The profile's task_sizes may take a random subset."""
+def task_split(run: Run, task: Task, tokenizer, which: str) -> datasets.Dataset:
+    """A task's "train" or "eval" split, tokenised and truncated at the task's length (capped by the profile).
+    The profile's task_sizes may take a random subset (the same one wherever it is loaded)."""
     train_rows, eval_rows, _ = run.profile.task_sizes.get(task.name, (None, None, None))
-    max_len = min(task.max_len, run.profile.max_len_cap)
-    return tuple(encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, max_len)
-                 for split, rows in ((task.train_split, train_rows), (task.eval_split, eval_rows)))
+    split, rows = (task.train_split, train_rows) if which == "train" else (task.eval_split, eval_rows)
+    return encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, min(task.max_len, run.profile.max_len_cap))
+
+
+def task_data(run: Run, task: Task, tokenizer) -> tuple:
+    """(train, eval) of a task: see task_split."""
+    return task_split(run, task, tokenizer, "train"), task_split(run, task, tokenizer, "eval")
 
 
 def task_scores(predictions, references) -> dict:

@@ -18,16 +18,14 @@ from pathlib import Path
 import typst
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "code"))
+import kd  # noqa: E402  (where the notebooks wrote their records: one rule, kd.results_dir)
+
 DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
 README, README_PROFILE = REPO / "README.md", "cpu"
 BEGIN = "<!-- results: written by `python report/build.py` from results/cpu/; edits here are overwritten -->"
 END = "<!-- end of results -->"
 NEEDS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
-
-
-def results_dir(profile: str) -> Path:
-    """Where the notebooks wrote this profile's records (the same rule as kd.results_dir)."""
-    return Path(os.environ.get("KD_RESULTS_DIR") or REPO / "results") / profile
 
 
 def check_records(results: Path, profile: str) -> None:
@@ -72,7 +70,9 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
           results: Path | None = None) -> dict[str, Path]:
     """Compile both documents from `results` (default results/<profile>/); returns {name: pdf path}.
     Nothing is written unless every record exists."""
-    results = Path(results or results_dir(profile)).resolve()
+    if profile not in kd.PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}. Valid profiles: {', '.join(kd.PROFILES)}.")
+    results = Path(results or kd.results_dir(kd.PROFILES[profile])).resolve()
     check_records(results, profile)
     root = Path(os.path.commonpath([REPO, results]))  # Typst reads files only below its root
     inputs = {"profile": profile, "results": "/" + str(results.relative_to(root))}
@@ -104,5 +104,5 @@ if __name__ == "__main__":
     try:
         for name, path in build(args.profile, args.out, args.png).items():
             print(f"{name}: {path}")
-    except (FileNotFoundError, RuntimeError) as error:
+    except (FileNotFoundError, RuntimeError, ValueError) as error:
         sys.exit(f"error: {error}")
