@@ -5,8 +5,10 @@
     python report/build.py --png DIR       # also every page as a PNG in DIR, to look at
 
 The sources (report/report.typ, poster/poster.typ) read results/<profile>/*.json and the figures beside them when
-they are compiled, so a new run of the notebooks followed by this command updates both documents. Built for the
-README's profile (cpu), it also rewrites the README's results section from the same records.
+they are compiled; the summary tables and the display labels come in as data (sys.inputs), formatted once by
+kd.tables from the same records. So a new run of the notebooks followed by this command updates both documents.
+Built for the README's profile (cpu), it also rewrites the README's results section from the same tables.
+Only kd's torch-free modules are imported: building needs no torch.
 """
 import argparse
 import json
@@ -19,51 +21,67 @@ import typst
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "code"))
-import kd  # noqa: E402  (where the notebooks wrote their records: one rule, kd.results_dir)
+import kd  # noqa: E402  (torch-free: config, records, labels and tables load at once, the models never)
 
 DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
 README, README_PROFILE = REPO / "README.md", "cpu"
 BEGIN = "<!-- results: written by `python report/build.py` from results/cpu/; edits here are overwritten -->"
 END = "<!-- end of results -->"
-NEEDS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
+NEEDS = kd.NOTEBOOKS  # the report quotes every notebook's record
 
 
-def check_records(results: Path, profile: str) -> None:
+def load_records(results: Path, profile: str) -> dict[str, dict]:
+    """Every notebook's record in `results`, by notebook; an error naming the notebooks to run if one is missing,
+    another profile's or of an older schema (the checks of kd.load_record, for any folder)."""
     missing = [nb for nb in NEEDS if not (results / f"{nb}.json").exists()]
     if missing:
         raise FileNotFoundError(f"No run record for {', '.join(missing)} in {results}: run "
                                 f"{', '.join(f'code/{nb}.ipynb' for nb in missing)} in profile {profile!r} first "
                                 f"(KD_PROFILE={profile}), then build again.")
+    records = {nb: json.loads((results / f"{nb}.json").read_text()) for nb in NEEDS}
+    for nb, record in records.items():
+        if record.get("profile") != profile or record.get("schema") != kd.SCHEMA:
+            raise ValueError(f"{results / nb}.json is a {record.get('profile')!r} record of schema "
+                             f"{record.get('schema')}; this build reads profile {profile!r}, schema {kd.SCHEMA}: "
+                             f"run code/{nb}.ipynb again in profile {profile!r}.")
+    return records
 
 
-def readme_results(results: Path) -> str:
+def summary_tables(records: dict[str, dict]) -> dict[str, dict]:
+    """The summary tables ({header, rows} of strings), formatted once by kd.tables for the README and Typst alike."""
+    return kd.tables.summary_tables(records, records["05_summary"]["metrics"])
+
+
+def readme_results(records: dict[str, dict]) -> str:
     """The README's results section: the summary tables of one profile's records, labelled with profile and machine."""
-    summary = json.loads((results / "05_summary.json").read_text())
+    summary, tables = records["05_summary"], summary_tables(records)
     m, profile = summary["metrics"], summary["profile"]
-    machine, tables = m["machine"], m["tables"]
-    where = f"results/{profile}/"
+    machine, where = m["machine"], f"results/{profile}/"
+    gpu = "GPU " + machine["gpu"] if machine["gpu"] else "no GPU"
+    md = {name: kd.tables.markdown(table) for name, table in tables.items()}
     parts = [BEGIN,
-             f"Profile `{profile}` (teacher `{json.loads((results / '01_student_init.json').read_text())['metrics']['teacher']}`), "
-             f"on {machine['cpu_count']} CPU cores, {'GPU ' + machine['gpu'] if machine['gpu'] else 'no GPU'} "
-             f"({machine['platform']}, torch {machine['torch']}); "
+             f"Profile `{profile}` (teacher `{records['01_student_init']['metrics']['teacher']}`), "
+             f"on {machine['cpu_count']} CPU cores, {gpu} ({machine['platform']}, torch {machine['torch']}); "
              f"notebooks 01-04 took {m['course_minutes_01_04']:.0f} min. Every number below is in the run records "
-             f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, not ours.",
-             "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03):", tables["retention"],
+             f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, "
+             "not ours.",
+             "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03):", md["retention"],
              f"![retention]({where}05_summary_retention.png)",
-             "**Smaller and faster** (every model on one CPU clock, notebook 05; IMDb accuracy from notebooks 03-04):",
-             tables["models"], tables["size_speed"], f"![accuracy against size]({where}05_summary_accuracy_vs_size.png)",
-             "**Classic students, single vs distilled** (IMDb test accuracy x100, notebook 04):", tables["classic"],
-             "**Masked-LM distillation and its ablation** (held-out WikiText, notebook 02):", tables["mlm"], tables["ablation"],
-             END]
+             "**Smaller and faster** (every model on one CPU clock, timed by notebook 04; IMDb accuracy from "
+             "notebooks 03-05):", md["models"], md["size_speed"],
+             f"![accuracy against size]({where}05_summary_accuracy_vs_size.png)",
+             "**Classic students, single vs distilled** (IMDb test accuracy x100, notebook 04):", md["classic"],
+             "**Masked-LM distillation and its ablation** (held-out WikiText, notebook 02):", md["mlm"],
+             md["ablation"], END]
     return "\n\n".join(p.strip() for p in parts) + "\n"
 
 
-def update_readme(results: Path) -> None:
+def update_readme(records: dict[str, dict]) -> None:
     text = README.read_text()
     if BEGIN not in text or END not in text:
         raise RuntimeError(f"README.md has no results section to update: it needs the lines {BEGIN!r} and {END!r}.")
     head, rest = text.split(BEGIN, 1)
-    README.write_text(head + readme_results(results).rstrip("\n") + rest.split(END, 1)[1])
+    README.write_text(head + readme_results(records).rstrip("\n") + rest.split(END, 1)[1])
 
 
 def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | None = None,
@@ -73,11 +91,13 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
     if profile not in kd.PROFILES:
         raise ValueError(f"Unknown profile {profile!r}. Valid profiles: {', '.join(kd.PROFILES)}.")
     results = Path(results or kd.results_dir(kd.PROFILES[profile])).resolve()
-    check_records(results, profile)
+    records = load_records(results, profile)
     root = Path(os.path.commonpath([REPO, results]))  # Typst reads files only below its root
-    inputs = {"profile": profile, "results": "/" + str(results.relative_to(root))}
-    finished = json.loads((results / "05_summary.json").read_text())["finished_at"]
-    stamp = int(datetime.strptime(finished, "%Y-%m-%dT%H:%M:%S%z").timestamp())  # dated by the run: same records, same bytes
+    # Typst reads the records itself (numbers for its sentences) and gets the formatted tables and labels as data
+    inputs = {"profile": profile, "results": "/" + str(results.relative_to(root)),
+              **kd.tables.typst_inputs(summary_tables(records))}
+    finished = records["05_summary"]["finished_at"]
+    stamp = int(datetime.strptime(finished, "%Y-%m-%dT%H:%M:%S%z").timestamp())  # same records, same bytes
     built = {}
     for name, source in DOCUMENTS.items():
         pdf = Path(out_dir or source.parent) / f"{name}-{profile}.pdf"
@@ -90,7 +110,7 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
             for i, page in enumerate(pages if isinstance(pages, list) else [pages], 1):
                 (Path(png_dir) / f"{name}-{profile}-{i}.png").write_bytes(page)
     if profile == README_PROFILE and out_dir is None:
-        update_readme(results)
+        update_readme(records)
         built["README results"] = README
     return built
 

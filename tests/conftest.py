@@ -5,9 +5,23 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 _scratch = Path(tempfile.mkdtemp(prefix="kd-tests-"))
 os.environ.update(KD_PROFILE="smoke", KD_RESULTS_DIR=str(_scratch / "results"), KD_ARTIFACTS_DIR=str(_scratch / "artifacts"),
                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 for var in ("KD_DATA_ROOT", "KD_MODEL_ROOT"):  # tests read only what the repository ships
     os.environ.pop(var, None)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Unit tests use tiny matrices: a second thread only contends with the rest of a shared machine (10x slower
+    when it is busy). Imported here, after the settings above; the notebooks under nbval keep their threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

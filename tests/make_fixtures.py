@@ -17,6 +17,7 @@ from tokenizers import BertWordPieceTokenizer
 from transformers import BertTokenizer
 
 HERE = Path(__file__).parent
+OUT = HERE.parent / "data" / "smoke"  # owned by the smoke profile (kd.SMOKE_DATA); production code never reads tests/
 SAMPLES = {  # (repo id, config): {split: rows}
     ("nyu-mll/glue", "cola"): {"train": 300, "validation": 120},
     ("nyu-mll/glue", "mrpc"): {"train": 300, "validation": 120},
@@ -37,16 +38,16 @@ def main(source_root: str) -> None:
                 ds = ds.select(range(start, start + rows))
             else:
                 ds = ds.shuffle(seed=SEED).select(range(rows))
-            out = HERE / "data" / repo / config / f"{split}-00000-of-00001.parquet"
+            out = OUT / repo / config / f"{split}-00000-of-00001.parquet"
             out.parent.mkdir(parents=True, exist_ok=True)
             ds.to_parquet(str(out))
             for col in ("sentence", "sentence1", "sentence2", "text"):
                 if col in ds.column_names:
                     texts += ds[col]
-            print(f"{out.relative_to(HERE)}: {len(ds)} rows")
+            print(f"{out.relative_to(OUT)}: {len(ds)} rows")
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(texts, vocab_size=1500, min_frequency=2)
-    tok_dir = HERE / "tiny_tokenizer"
+    tok_dir = OUT / "tiny_tokenizer"
     tok_dir.mkdir(exist_ok=True)
     wordpiece.save_model(str(tok_dir))
     BertTokenizer(vocab=str(tok_dir / "vocab.txt"), do_lower_case=True, model_max_length=512).save_pretrained(tok_dir)

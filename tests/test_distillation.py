@@ -12,6 +12,7 @@ from transformers import BertConfig, BertForMaskedLM
 SMOKE = kd.get_profile("smoke")
 
 
+
 def test_soft_target_loss_by_hand():
     s = torch.tensor([[[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]]])  # (batch 1, seq 2, vocab 3)
     t = torch.tensor([[[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]])
@@ -90,23 +91,38 @@ def test_cosine_loss_by_hand_and_padding():
     assert kd.cosine_loss(h_s, h_t, mask).item() == pytest.approx(1.5, rel=1e-6)
 
 
-def test_masked_only_selects_masked_positions():
+@pytest.mark.parametrize("masked_only", [False, True])
+def test_masked_only_ignores_unmasked_positions(masked_only):
+    """masked_only: soft targets and cosine on the masked tokens only, so the student's outputs elsewhere do not
+    matter; without it every non-padding token counts (and padding never does)."""
     torch.manual_seed(0)
-    out_s = SimpleNamespace(logits=torch.randn(1, 4, 7), hidden_states=[torch.randn(1, 4, 3)])
-    out_t = SimpleNamespace(logits=torch.randn(1, 4, 7), hidden_states=[torch.randn(1, 4, 3)])
-    labels, attn = torch.tensor([[-100, 2, -100, 5]]), torch.ones(1, 4, dtype=torch.long)
-    cfg = kd.DistillConfig(masked_only=True)
+    out_s = SimpleNamespace(logits=torch.randn(1, 5, 7), hidden_states=[torch.randn(1, 5, 3)])
+    out_t = SimpleNamespace(logits=torch.randn(1, 5, 7), hidden_states=[torch.randn(1, 5, 3)])
+    labels, attn = torch.tensor([[-100, 2, -100, 5, -100]]), torch.tensor([[1, 1, 1, 1, 0]])  # the last: padding
+    cfg = kd.DistillConfig(masked_only=masked_only)
     terms = kd.distillation_terms(out_s, out_t, labels, attn, cfg)
-    sel = labels != -100
-    assert terms["ce"].item() == pytest.approx(kd.soft_target_loss(out_s.logits, out_t.logits, sel, 2.0).item())
-    assert terms["cos"].item() == pytest.approx(kd.cosine_loss(out_s.hidden_states[-1], out_t.hidden_states[-1], sel).item())
-    assert kd.weighted_loss(terms, cfg).item() == pytest.approx(
-        5 * terms["ce"].item() + 2 * terms["mlm"].item() + terms["cos"].item(), rel=1e-6)
+
+    def changed_at(position):
+        other = SimpleNamespace(logits=out_s.logits.clone(), hidden_states=[out_s.hidden_states[0].clone()])
+        other.logits[0, position] = 5 * torch.randn(7)
+        other.hidden_states[0][0, position] = 5 * torch.randn(3)
+        new = kd.distillation_terms(other, out_t, labels, attn, cfg)
+        return {k: new[k].item() != pytest.approx(terms[k].item(), rel=1e-6) for k in ("ce", "cos")}
+
+    assert changed_at(1) == {"ce": True, "cos": True}  # a masked token always counts
+    assert changed_at(2) == {"ce": not masked_only, "cos": not masked_only}  # an unmasked one: only without masked_only
+    assert changed_at(4) == {"ce": False, "cos": False}  # padding never
+    assert terms["mlm"].item() == pytest.approx(kd.masked_lm_loss(out_s.logits, labels).item())
+
+
+def test_weighted_loss_uses_the_config_weights():
+    terms = {"ce": torch.tensor(1.0), "mlm": torch.tensor(10.0), "cos": torch.tensor(100.0)}
+    assert kd.weighted_loss(terms, kd.DistillConfig(alpha_ce=3, alpha_mlm=2, alpha_cos=0.5)).item() == 3 + 20 + 50
 
 
 @pytest.fixture(scope="module")
 def setup():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.REPO / "tests" / "tiny_tokenizer")
+    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     torch.manual_seed(0)
     teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **kd.TINY_BERT)).eval()
     blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32)

@@ -10,7 +10,7 @@ SMOKE = kd.get_profile("smoke")
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return kd.AutoTokenizer.from_pretrained(kd.REPO / "tests" / "tiny_tokenizer")
+    return kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
 
 
 def test_task_scores_known_values():
@@ -82,13 +82,29 @@ def test_unknown_student_kind():
         kd.SmallStudent("cnn", 100, 1, 16, 64)
 
 
-def test_projected_embeddings():
+def test_projected_embeddings_keep_the_most_variance():
+    """The point of PCA: `dim` numbers per token that keep as much of the teacher's embeddings as any `dim` can.
+    Kept variance = what a linear map from the projection reconstructs of the centred weight (scale-free)."""
     torch.manual_seed(0)
-    weight = torch.randn(200, 24) @ torch.randn(24, 24)
+    rotation, _ = torch.linalg.qr(torch.randn(24, 24))
+    weight = torch.randn(200, 24) * torch.logspace(0.5, -1, 24) @ rotation.T + 3  # uneven spread, off-centre
+    centred = weight - weight.mean(0)
+
+    def kept(projection):  # variance of `centred` explained by a linear function of `projection`
+        fit = projection @ torch.linalg.lstsq(projection, centred).solution
+        return centred.pow(2).sum().item() - (centred - fit).pow(2).sum().item()
+
     out = kd.projected_embeddings(weight, 8)
-    assert out.shape == (200, 8) and out.std().item() == pytest.approx(1.0, rel=1e-4)
+    assert out.shape == (200, 8)
+    best = torch.linalg.eigvalsh(centred.T @ centred).flip(0)[:8].sum().item()  # the top 8 principal components
+    assert kept(out) == pytest.approx(best, rel=1e-2)
+    random_projections = [centred @ torch.linalg.qr(torch.randn(24, 8))[0] for _ in range(20)]
+    assert kept(out) > max(kept(p) for p in random_projections) > 0  # fails for any projection not onto the top 8
+    assert kept(out) > kept(centred[:, :8])  # ... or for simply keeping 8 coordinates
     student = kd.SmallStudent("bigru", 200, 1, 8, 16, embeddings=out)
     assert torch.equal(student.embed.weight.data, out)
+    ids = torch.tensor([[3, 5, 7]])
+    assert student(ids, torch.ones_like(ids)).logits.shape == (1, 2)
 
 
 def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
@@ -101,11 +117,18 @@ def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
             return kd.SequenceClassifierOutput(logits=self.w(x))
 
     model = Linear()
-    trainer = kd.SoftTargetTrainer(model=model, args=kd.training_args(SMOKE, tmp_path), alpha=0.25, temperature=2.0)
     x, labels, logits_t = torch.randn(4, 3), torch.tensor([0, 1, -1, 1]), torch.randn(4, 2)
     with torch.no_grad():
         logits_s = model(x).logits
-        with_teacher = trainer.compute_loss(model, {"x": x, "labels": labels, "teacher_logits": logits_t})
-        plain = trainer.compute_loss(model, {"x": x, "labels": labels.clamp_min(0)})
-    assert with_teacher.item() == pytest.approx(kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 2.0).item(), rel=1e-6)
-    assert plain.item() == pytest.approx(torch.nn.functional.cross_entropy(logits_s, labels.clamp_min(0)).item(), rel=1e-6)
+    for mse in (False, True):  # every field of the config reaches the loss
+        task_kd = kd.TaskKDConfig(alpha=0.25, temperature=3.0, mse=mse)
+        trainer = kd.SoftTargetTrainer(model=model, args=kd.training_args(SMOKE, tmp_path), task_kd=task_kd)
+        with torch.no_grad():
+            with_teacher = trainer.compute_loss(model, {"x": x, "labels": labels, "teacher_logits": logits_t})
+            plain = trainer.compute_loss(model, {"x": x, "labels": labels.clamp_min(0)})
+        expected = kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0, mse=mse).item()
+        assert with_teacher.item() == pytest.approx(expected, rel=1e-6)
+        ce = torch.nn.functional.cross_entropy(logits_s, labels.clamp_min(0)).item()
+        assert plain.item() == pytest.approx(ce, rel=1e-6)
+    assert kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0).item() != pytest.approx(
+        kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0, mse=True).item(), rel=1e-3)  # so mse was checked

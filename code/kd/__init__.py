@@ -1,0 +1,40 @@
+"""kd: the helpers the course notebooks share. Each notebook shows its idea and calls these.
+
+    config     profiles (t4, cpu, smoke) and the two distillation configs          no torch
+    records    folders, run records, the registry of saved artifacts                 no torch
+    labels     ids -> display labels, and other people's numbers (references)        no torch
+    tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
+    data       datasets from the hub or a local mirror, masked-LM blocks, tasks
+    models     teacher and every-other-layer student
+    losses     the triple loss and the task-level loss, as pure functions
+    training   Trainers: head fit, distillation, fine-tuning; resume and time budgets
+    measure    metrics, masked-LM accuracy, retention, CPU latency
+    students   small BiLSTM / BiGRU / Attention / Transformer students
+
+`import kd` is cheap: the torch-free modules load at once, the others on first use of one of their names
+(`kd.distill` imports kd.training), so the report builder never imports torch.
+"""
+import importlib
+
+from .config import MINILM, REPO, SMOKE_DATA, TINY_BERT, DistillConfig, Profile, PROFILES, TaskKDConfig, get_profile
+from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, load_record, load_saved,
+                      results_dir, saved_path, versions)
+from . import labels, tables  # noqa: F401
+
+_LAZY = ("data", "models", "losses", "training", "measure", "students")  # these import torch, transformers, datasets
+
+
+def __getattr__(name: str):
+    """kd.<name> from the heavy modules, imported on first use (PEP 562); also kd.torch, kd.transformers, kd.datasets."""
+    if not name.startswith("__"):
+        for module in _LAZY:
+            mod = importlib.import_module(f".{module}", __name__)
+            if name == module or hasattr(mod, name):
+                globals()[name] = value = mod if name == module else getattr(mod, name)
+                return value
+    raise AttributeError(f"module 'kd' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {n for m in _LAZY for n in dir(importlib.import_module(f".{m}", __name__))
+                                    if not n.startswith("__")})

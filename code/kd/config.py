@@ -1,0 +1,121 @@
+"""Profiles and distillation settings: one code path, three sizes.
+
+A profile changes sizes and sources, never the code that runs. Every field says why it has its value.
+Nothing here imports torch, so the report builder can read profiles without it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+SMOKE_DATA = REPO / "data" / "smoke"  # the smoke profile's samples and tiny tokenizer (made by tests/make_fixtures.py)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """The triple loss of notebook 02 (general, masked-LM distillation)."""
+    temperature: float = 2.0    # T > 1 softens both distributions, so the teacher's small probabilities teach too
+    alpha_ce: float = 5.0       # soft-target KL weight (DistilBERT's reference recipe: 5 / 2 / 1)
+    alpha_mlm: float = 2.0      # the student's own masked-LM loss on the true tokens
+    alpha_cos: float = 1.0      # cosine between last hidden states: aligns the student's directions with the teacher's
+    masked_only: bool = False   # KL and cosine on masked positions only, instead of every non-padding token
+
+
+@dataclass(frozen=True)
+class TaskKDConfig:
+    """Task-level distillation (notebooks 03 and 04): alpha * CE(labels) + (1 - alpha) * soft loss."""
+    alpha: float = 0.5          # weight of the hard labels; the rest goes to the teacher's soft targets
+    temperature: float = 2.0    # softens the teacher's confident 0/1 answers so "how sure" teaches too
+    mse: bool = False           # Tang et al.'s MSE between logits instead of T² KL
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    teacher: str          # hub id of the teacher; "tiny" = a random 4-layer BERT so tests run in seconds
+    data_root: str | None  # None: the Hugging Face hub; else a folder laid out like the hub (KD_DATA_ROOT wins)
+    seed: int = 42        # one seed for data order, masking and initialisation, so reruns match
+    # masked-LM corpus (notebooks 01-02)
+    mlm_corpus: str = "wikitext2"        # key of kd.data.DATASETS
+    mlm_train_split: str = "validation"  # the offline mirror has no WikiText train split: say which is used
+    mlm_eval_split: str = "test"         # held-out text for masked-token accuracy; never trained on
+    block_size: int = 128                # tokens per block: the paper's 512 costs 4x in attention
+    eval_blocks: int = 200               # held-out blocks scored: ~3,800 masked tokens, accuracy to about ±1.5%
+    # notebook 01
+    student_layers: int = 3              # half the teacher, as DistilBERT keeps 6 of BERT's 12
+    head_fit_steps: int = 150            # the encoder is frozen, so a missing head converges in few steps
+    head_fit_batch: int = 16             # blocks per step while fitting the head
+    head_fit_lr: float = 1e-3            # only ~0.2M new weights: a large rate is safe
+    latency_runs: int = 30               # timed repeats; the median ignores the odd slow one
+    latency_seq_len: int = 128           # the one sequence length every CPU latency of the course is measured at
+    fp16: bool = False                   # mixed precision: halves memory, doubles speed on a T4; CPUs gain nothing
+    # notebook 02: distillation
+    distill_steps: int = 150             # optimiser steps of the main run: ~7 s each on 2 cores, ~18 min
+    distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
+    distill_batch: int = 16              # blocks per forward pass; bounded by memory
+    distill_accum: int = 1               # gradient accumulation: effective batch = batch x accum blocks
+    distill_lr: float = 1e-4             # peak rate, warm-up then linear decay; DistilBERT's 5e-4 was for 4k-block batches
+    warmup_steps: int = 10               # ~5% of the steps
+    checkpoint_minutes: float = 5.0      # save this often so a disconnect loses at most this much
+    ablation_steps: int = 25             # each ablation run: short, but the same for every row
+    logging_steps: int = 10              # how often each loss term is logged
+    # notebook 03: fine-tuning. task_sizes: task -> (train rows, eval rows, epochs); None = all rows / the task's own
+    task_sizes: dict = field(default_factory=lambda: {
+        "cola": (3000, None, 3), "mrpc": (2000, None, 2), "imdb": (2000, 1000, 1)})  # ~21 min on 2 cores
+    max_len_cap: int = 128               # truncate long texts (IMDb) here; a T4 affords BERT's full 512
+    finetune_seeds: int = 1              # seeds per model on CoLA and MRPC; the paper reports the median of 5
+    imdb_seeds: int = 1                  # IMDb runs are the longest: fewer seeds
+    finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on CoLA's majority class
+    task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation of notebooks 03 (DistilBERT (D)) and 04 (Tang et al.)
+    # notebook 04: classic distillation into small students on IMDb
+    classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
+    classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
+    classic_transfer_rows: int | None = 3000   # unlabelled reviews the teacher labels softly (None: all 50,000)
+    classic_eval_rows: int | None = 1000       # test reviews scored (None: all 25,000); the same subset as notebook 03
+    classic_dim: int = 128               # embedding and hidden width of the small students
+    classic_steps: int = 300             # optimiser steps per student, the same for "single" and "distilled"
+    classic_batch: int = 64              # reviews per step
+    classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
+    # notebook 05
+    int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: all of notebook 03's)
+
+
+PROFILES = {
+    "t4": Profile(
+        name="t4", teacher="bert-base-uncased", data_root=None, fp16=True, student_layers=6,
+        mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
+        block_size=256, eval_blocks=500, head_fit_steps=0, latency_runs=30,
+        distill_steps=2400, distill_minutes=120.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
+        warmup_steps=120, checkpoint_minutes=10.0, ablation_steps=100, logging_steps=25,
+        task_sizes={}, max_len_cap=512, finetune_seeds=5, imdb_seeds=1, finetune_lr=None,
+        classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
+        classic_dim=256, classic_steps=6000, int8_eval_rows=1000),  # int8 runs on Colab's 2 CPU cores: ~5 min
+    "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
+    "smoke": Profile(
+        name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
+        block_size=32, eval_blocks=8, head_fit_steps=5, head_fit_batch=4, head_fit_lr=1e-2, latency_runs=3,
+        latency_seq_len=32, distill_steps=6, distill_minutes=2.0, distill_batch=4, distill_accum=1,
+        warmup_steps=1, checkpoint_minutes=1.0, ablation_steps=3, logging_steps=1,
+        task_sizes={t: (48, 24, 1) for t in ("cola", "mrpc", "imdb")}, max_len_cap=64, finetune_seeds=2,
+        classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
+        classic_steps=4, classic_batch=8),
+}
+TINY_BERT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
+                 max_position_embeddings=128)  # the smoke teacher: ~0.2M weights, random
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named, else $KD_PROFILE, else `t4` on a GPU and `cpu` without one."""
+    import torch  # here, not at the top: the report builder reads profiles without torch
+
+    name = name or os.environ.get("KD_PROFILE") or ("t4" if torch.cuda.is_available() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)} "
+                         "(set KD_PROFILE to one of them, or unset it to choose by hardware).")
+    if PROFILES[name].fp16 and not torch.cuda.is_available():
+        raise RuntimeError(f"Profile {name!r} needs a CUDA GPU (fp16) and none is visible. In Colab: Runtime > "
+                           "Change runtime type > T4 GPU. On a CPU machine use KD_PROFILE=cpu.")
+    return PROFILES[name]

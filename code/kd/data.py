@@ -1,0 +1,139 @@
+"""Data: the hub by default, or a local folder laid out like the hub; masked-LM blocks; the fine-tuning tasks."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import DataCollatorForLanguageModeling
+
+from .config import Profile
+from .records import Run
+
+DATASETS = {  # short name: (hub repo id, config)
+    "cola": ("nyu-mll/glue", "cola"),
+    "mrpc": ("nyu-mll/glue", "mrpc"),
+    "imdb": ("stanfordnlp/imdb", "plain_text"),
+    "wikitext2": ("Salesforce/wikitext", "wikitext-2-v1"),
+    "wikitext103": ("Salesforce/wikitext", "wikitext-103-raw-v1"),
+}
+
+
+def data_root(profile: Profile) -> str | None:
+    return os.environ.get("KD_DATA_ROOT") or profile.data_root
+
+
+def data_source(profile: Profile, dataset: str) -> str:
+    repo, config = DATASETS[dataset]
+    root = data_root(profile)
+    return f"{root}/{repo}/{config}" if root else f"hub:{repo}/{config}"
+
+
+def load_split(profile: Profile, dataset: str, split: str) -> datasets.Dataset:
+    """One named split (e.g. IMDb's 'unsupervised') from the hub or from the local root."""
+    if dataset not in DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    repo, config = DATASETS[dataset]
+    root = data_root(profile)
+    if root is None:
+        return datasets.load_dataset(repo, config, split=split)
+    folder = Path(root) / repo / config
+    files = sorted(folder.glob(f"{split}-*.parquet"))
+    if not files:
+        have = sorted({p.name.split("-")[0] for p in folder.glob("*.parquet")})
+        raise FileNotFoundError(f"No parquet file for {repo}/{config} split {split!r}: looked for {folder}/{split}-*.parquet"
+                                f" (splits there: {have or 'none'}). Point KD_DATA_ROOT at a folder laid out like the hub,"
+                                " or unset it to load from the hub.")
+    return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
+
+
+def encode(ds: datasets.Dataset, tokenizer, fields: tuple, max_len: int) -> datasets.Dataset:
+    """Tokenise one text field or a sentence pair (joined with [SEP]), truncated at max_len; keep `labels`."""
+    ds = ds.map(lambda b: tokenizer(*[b[f] for f in fields], truncation=True, max_length=max_len),
+                batched=True, remove_columns=[c for c in ds.column_names if c != "label"])
+    return ds.rename_column("label", "labels")
+
+
+# ----------------------------------------------------------------------------------------------
+# Masked-LM corpus (notebooks 01-02)
+
+def mlm_blocks(texts: datasets.Dataset, tokenizer, block_size: int) -> datasets.Dataset:
+    """Tokenise every line, concatenate, and cut into [CLS] ... [SEP] blocks of block_size tokens."""
+    texts = texts.filter(lambda r: r["text"].strip() != "")
+    ids = texts.map(lambda b: tokenizer(b["text"], add_special_tokens=False, return_attention_mask=False),
+                    batched=True, remove_columns=texts.column_names)
+    body = block_size - 2
+
+    def group(batch):
+        flat = [t for row in batch["input_ids"] for t in row]
+        chunks = [flat[i:i + body] for i in range(0, len(flat) - body + 1, body)]
+        return {"input_ids": [[tokenizer.cls_token_id, *c, tokenizer.sep_token_id] for c in chunks]}
+
+    return ids.map(group, batched=True, batch_size=2000, remove_columns=ids.column_names)
+
+
+def mlm_collator(tokenizer) -> DataCollatorForLanguageModeling:
+    """Dynamic masking: 15% of tokens, of which 80% [MASK], 10% random, 10% kept (BERT's recipe)."""
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+
+
+def fixed_masked_batches(blocks: datasets.Dataset, tokenizer, batch_size: int, seed: int) -> list[dict]:
+    """Mask held-out blocks once, with a fixed seed, so every model is scored on the same masked tokens."""
+    collate = mlm_collator(tokenizer)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return [collate([blocks[j] for j in range(i, min(i + batch_size, len(blocks)))])
+                for i in range(0, len(blocks), batch_size)]
+
+
+def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:
+    """The profile's masked-LM corpus: (training blocks, held-out blocks, held-out batches masked once), noted in the record."""
+    p = run.profile
+    blocks = {}
+    for split in (p.mlm_train_split, p.mlm_eval_split):
+        blocks[split] = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+    blocks[p.mlm_eval_split] = blocks[p.mlm_eval_split].select(range(min(p.eval_blocks, len(blocks[p.mlm_eval_split]))))
+    for split, b in blocks.items():
+        run.note_data(f"{p.mlm_corpus}/{split}", blocks=len(b), block_size=p.block_size)
+    eval_batches = fixed_masked_batches(blocks[p.mlm_eval_split], tokenizer, batch_size=32, seed=p.seed)
+    return blocks[p.mlm_train_split], blocks[p.mlm_eval_split], eval_batches
+
+
+# ----------------------------------------------------------------------------------------------
+# Fine-tuning tasks (notebooks 03-05)
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    dataset: str                 # key of DATASETS
+    text_fields: tuple           # one field, or a sentence pair
+    train_split: str
+    eval_split: str              # GLUE tests are unlabelled: the paper reports GLUE on dev, IMDb on test
+    metric: str                  # the headline metric, as the paper reports it
+    lr: float                    # BERT's fine-tuning grid is {2, 3, 5}e-5; small sets like the upper end
+    batch: int
+    epochs: float
+    max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
+
+
+TASKS = {
+    "cola": Task("cola", "cola", ("sentence",), "train", "validation", "matthews_correlation", 3e-5, 32, 3, 128),
+    "mrpc": Task("mrpc", "mrpc", ("sentence1", "sentence2"), "train", "validation", "f1_acc_mean", 5e-5, 32, 3, 128),
+    "imdb": Task("imdb", "imdb", ("text",), "train", "test", "accuracy", 3e-5, 16, 2, 512),
+}
+
+
+def task_split(run: Run, task: Task, tokenizer, which: str) -> datasets.Dataset:
+    """A task's "train" or "eval" split, tokenised and truncated at the task's length (capped by the profile).
+    The profile's task_sizes may take a random subset (the same one wherever it is loaded)."""
+    train_rows, eval_rows, _ = run.profile.task_sizes.get(task.name, (None, None, None))
+    split, rows = (task.train_split, train_rows) if which == "train" else (task.eval_split, eval_rows)
+    max_len = min(task.max_len, run.profile.max_len_cap)
+    return encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, max_len)
+
+
+def task_data(run: Run, task: Task, tokenizer) -> tuple:
+    """(train, eval) of a task: see task_split."""
+    return task_split(run, task, tokenizer, "train"), task_split(run, task, tokenizer, "eval")

@@ -1,0 +1,128 @@
+"""Measurements: task metrics (as evaluate.Metric subclasses, which work offline), masked-LM accuracy, retention,
+predictions, and CPU latency — each measured in one place."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import datasets
+import evaluate
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def masked_lm_eval(model, batches: list[dict]) -> dict:
+    """Masked-token accuracy and perplexity (exp of mean cross-entropy) over the masked positions.
+    Runs on the GPU when there is one; the model goes back where it was, in the mode it was in. The moves happen
+    outside inference mode: parameters moved inside it would become inference tensors that can't be trained."""
+    home, training = next(model.parameters()).device, model.training
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.eval().to(device)
+    correct = total = 0
+    nll = 0.0
+    with torch.inference_mode():
+        for batch in batches:
+            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+            logits, labels = model(**inputs).logits, batch["labels"].to(device)
+            sel = labels != -100
+            correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
+            nll += F.cross_entropy(logits[sel].float(), labels[sel], reduction="sum").item()
+            total += sel.sum().item()
+    model.to(home).train(training)
+    return {"masked_acc": correct / total, "perplexity": math.exp(nll / total), "masked_tokens": total}
+
+
+class _BinaryMetric(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=self.__doc__, citation="", inputs_description="predictions, references: lists of 0/1 labels",
+            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}))
+
+
+class Accuracy(_BinaryMetric):
+    """Fraction of predictions equal to the reference."""
+    def _compute(self, predictions, references):
+        return {"accuracy": float(np.mean(np.asarray(predictions) == np.asarray(references)))}
+
+
+class F1(_BinaryMetric):
+    """F1 of the positive class (label 1): harmonic mean of precision and recall."""
+    def _compute(self, predictions, references):
+        p, r = np.asarray(predictions), np.asarray(references)
+        tp = float(np.sum((p == 1) & (r == 1)))
+        denominator = float(np.sum(p == 1) + np.sum(r == 1))
+        return {"f1": 2 * tp / denominator if denominator else 0.0}
+
+
+class MatthewsCorrelation(_BinaryMetric):
+    """Matthews correlation coefficient: 0 for chance or constant predictions, 1 for perfect ones."""
+    def _compute(self, predictions, references):
+        p, r = np.asarray(predictions), np.asarray(references)
+        tp, tn = float(np.sum((p == 1) & (r == 1))), float(np.sum((p == 0) & (r == 0)))
+        fp, fn = float(np.sum((p == 1) & (r == 0))), float(np.sum((p == 0) & (r == 1)))
+        denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+        return {"matthews_correlation": (tp * tn - fp * fn) / denominator if denominator else 0.0}
+
+
+def task_scores(predictions, references) -> dict:
+    """Every metric the course reports for a binary task, from class predictions."""
+    scores = {**Accuracy().compute(predictions=predictions, references=references),
+              **F1().compute(predictions=predictions, references=references),
+              **MatthewsCorrelation().compute(predictions=predictions, references=references)}
+    scores["f1_acc_mean"] = (scores["f1"] + scores["accuracy"]) / 2  # MRPC's single number in the paper
+    return scores
+
+
+def compute_task_metrics(eval_pred) -> dict:
+    logits, labels = eval_pred
+    return task_scores(np.argmax(logits, axis=-1).tolist(), np.asarray(labels).tolist())
+
+
+def retention(student: float, teacher: float) -> float | None:
+    """How much of the teacher's score the student keeps (student / teacher); None where the teacher scores <= 0,
+    as a Matthews correlation of 0 (constant predictions) does."""
+    return student / teacher if teacher > 0 else None
+
+
+def seed_summary(runs: list[dict], metric: str, seeds: list[int]) -> dict:
+    """One model on one task over seeds: the runs' scores, and the median and range of `metric` x100, as the paper
+    prints them (it reports the median of 5 seeds)."""
+    values = [100 * r[metric] for r in runs]
+    return {"seeds": seeds, "runs": runs, "median": statistics.median(values), "range": [min(values), max(values)]}
+
+
+def mean_retention(per_task: dict) -> float | None:
+    kept = [v for v in per_task.values() if v is not None]
+    return statistics.mean(kept) if kept else None
+
+
+@torch.inference_mode()
+def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmup: int = 3) -> dict[str, float]:
+    """Median wall time (ms) of one forward pass at batch 1 on the CPU, per model.
+
+    The models take turns within each repeat, so a slow spell of the machine hits all of them alike.
+    """
+    ids = torch.randint(min(1000, vocab_size // 2), vocab_size, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    times = {name: [] for name in models}
+    for model in models.values():
+        model.eval().cpu()  # a Trainer may have left it on the GPU
+    for i in range(warmup + runs):
+        for name, model in models.items():
+            t0 = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def plain_log_ticks(axis) -> None:
+    """A log-scaled matplotlib axis with plain numbers at 1, 2, 5, 10, 20, ... (figures of notebooks 04 and 05)."""
+    import matplotlib.ticker as ticker
+
+    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(ticker.ScalarFormatter())
+    axis.set_minor_formatter(ticker.NullFormatter())

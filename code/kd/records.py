@@ -1,0 +1,143 @@
+"""Where things go, and what a run leaves behind: folders, run records, and the registry of saved artifacts.
+
+A run record is results/<profile>/<notebook>.json: what the notebook used (data, seeds, settings, versions)
+and what it measured (`metrics`, numbers under stable ids; display labels live in kd.labels). Nothing here
+imports torch at import time, so the report builder can use it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .config import REPO, Profile
+
+SCHEMA = 2  # bump when the record layout changes; tests/test_records.py checks the committed records against it
+NOTEBOOKS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
+
+# Every model a notebook saves for a later one: name -> the notebook that makes it. One place to look up who to rerun.
+ARTIFACTS = {
+    "teacher-mlm": "01_student_init",        # the teacher with the masked-LM head notebook 01 fitted (cpu, smoke)
+    "student-init": "01_student_init",       # every other teacher layer, before distillation
+    "student-distilled": "02_mlm_distillation",
+    "teacher-imdb": "03_finetune_glue_imdb",  # the IMDb-fine-tuned teacher: notebook 04 distils it
+    "student-imdb": "03_finetune_glue_imdb",  # the IMDb-fine-tuned distilled student: notebook 05 quantizes it
+}
+
+
+def _colab_drive() -> Path | None:
+    drive = Path("/content/drive/MyDrive")
+    return drive / "kd-bert" if drive.is_dir() else None  # on Colab, Drive outlives a runtime reset
+
+
+def artifacts_dir(profile: Profile) -> Path:
+    """Checkpoints and saved models (ignored by git): $KD_ARTIFACTS_DIR, Google Drive on Colab, else artifacts/."""
+    root = os.environ.get("KD_ARTIFACTS_DIR") or (_colab_drive() or REPO) / "artifacts"
+    path = Path(root) / profile.name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir(profile: Profile | str) -> Path:
+    """Run records and figures: $KD_RESULTS_DIR, Google Drive on Colab, else results/. One folder per profile."""
+    name = profile if isinstance(profile, str) else profile.name
+    root = os.environ.get("KD_RESULTS_DIR") or (_colab_drive() or REPO) / "results"
+    path = Path(root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def saved_path(profile: Profile, name: str) -> Path:
+    """Where an earlier notebook saved the artifact `name` (see ARTIFACTS); an error naming that notebook if absent."""
+    if name not in ARTIFACTS:
+        raise KeyError(f"Unknown artifact {name!r}; known: {', '.join(ARTIFACTS)}")
+    path = artifacts_dir(profile) / name
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} not found: run code/{ARTIFACTS[name]}.ipynb first (profile {profile.name!r}).")
+    return path
+
+
+def load_saved(profile: Profile, name: str, auto_class=None):
+    """A model an earlier notebook saved (see saved_path), loaded with auto_class (default: masked LM)."""
+    import transformers
+
+    return (auto_class or transformers.AutoModelForMaskedLM).from_pretrained(saved_path(profile, name)).eval()
+
+
+def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
+    """The folder of one fine-tuning run (notebooks 03-04): its checkpoints, scores.json and, if kept, model/."""
+    return artifacts_dir(profile) / "finetune" / task / model / f"seed{seed}"
+
+
+def versions() -> dict:
+    import datasets, evaluate, torch, transformers  # noqa: E401  (only a run that trains needs them)
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
+            "datasets": datasets.__version__, "evaluate": evaluate.__version__, "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+@dataclass
+class Run:
+    """What one notebook run used and measured; `save()` writes results/<profile>/<notebook>.json."""
+    profile: Profile
+    notebook: str
+    seeds: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def load(self, dataset: str, split: str, rows: int | None = None):
+        """Load a split and note it (source, rows) in the record; `rows` takes a random subset of that many
+        (the same for every model and seed: the profile's seed), noted too."""
+        from .data import data_source, load_split
+
+        ds = load_split(self.profile, dataset, split)
+        key = f"{dataset}/{split}"
+        self.data[key] = {"source": data_source(self.profile, dataset), "rows": len(ds)}
+        if rows and rows < len(ds):
+            ds = ds.shuffle(seed=self.profile.seed).select(range(rows))
+            self.note_data(key, subset_rows=rows, subset_seed=self.profile.seed)
+        return ds
+
+    def note_data(self, key: str, **info) -> None:
+        self.data.setdefault(key, {}).update(info)
+
+    def figure(self, fig, name: str) -> Path:
+        path = results_dir(self.profile) / f"{self.notebook}_{name}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """A text output of the run (e.g. Markdown tables) beside its record: results/<profile>/<notebook>_<name>."""
+        path = results_dir(self.profile) / f"{self.notebook}_{name}"
+        path.write_text(text)
+        return path
+
+    def save(self, metrics: dict) -> Path:
+        record = {"schema": SCHEMA, "profile": self.profile.name, "notebook": self.notebook,
+                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "wall_seconds": round(time.time() - self.started, 1), "versions": versions(),
+                  "data": self.data, "seeds": self.seeds, "settings": asdict(self.profile), "metrics": metrics}
+        path = results_dir(self.profile) / f"{self.notebook}.json"
+        path.write_text(json.dumps(record, indent=2, default=float) + "\n")
+        return path
+
+
+def load_record(profile: Profile | str, notebook: str) -> dict:
+    """A notebook's run record; an error naming the notebook to run if it is missing, another profile's or older."""
+    name = profile if isinstance(profile, str) else profile.name
+    path = results_dir(name) / f"{notebook}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No run record at {path}: run code/{notebook}.ipynb in profile {name!r} first.")
+    record = json.loads(path.read_text())
+    if record.get("profile") != name:
+        raise ValueError(f"{path} holds a {record.get('profile')!r} run, not {name!r}: run code/{notebook}.ipynb again.")
+    if record.get("schema") != SCHEMA:
+        raise ValueError(f"{path} has record schema {record.get('schema')}, this code reads schema {SCHEMA}: "
+                         f"run code/{notebook}.ipynb again in profile {name!r}.")
+    return record

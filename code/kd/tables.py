@@ -1,0 +1,103 @@
+"""Records -> the course's summary tables, formatted once: every table is a header and rows of strings, built here
+from the numbers in the run records, then written as Markdown (README, results/<profile>/05_summary_tables.md)
+or passed to Typst as data (report, poster). Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import json
+
+from .labels import ABLATIONS, CLASSIC_KINDS, METRICS, MODELS, REFERENCES, TASKS
+
+TASK_IDS = ["cola", "mrpc", "imdb"]
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def markdown(table: dict) -> str:
+    """A GitHub Markdown table from {"header": [...], "rows": [[...], ...]}."""
+    lines = [table["header"], ["---"] * len(table["header"]), *table["rows"]]
+    return "\n".join("| " + " | ".join(str(c) for c in line) + " |" for line in lines) + "\n"
+
+
+def paper_retention() -> dict:
+    """DistilBERT / BERT-base in the paper, per task and on average: the reference our retention is read against."""
+    paper = REFERENCES["paper_scores"]
+    kept = {t: paper["DistilBERT (paper)"][t] / paper["BERT-base (paper)"][t] for t in TASK_IDS}
+    return {**kept, "mean": sum(kept.values()) / len(kept)}
+
+
+def retention_table(nb03: dict) -> dict:
+    """Fine-tuned scores x100 (median over seeds) and mean retention, with the paper's rows as references."""
+    scores, headline = nb03["scores"], nb03["headline_metric"]
+    header = ["model", *(f"{TASKS[t]} ({METRICS[headline[t]]})" for t in TASK_IDS), "retention (mean)"]
+    rows = [[MODELS[m], *(f"{scores[t][m]['median']:.1f}" for t in TASK_IDS),
+             "" if m == "teacher" else pct(nb03["retention"][m]["mean"])] for m in scores[TASK_IDS[0]]]
+    paper = REFERENCES["paper_scores"]
+    for name, kept in (("BERT-base (paper)", ""), ("DistilBERT (paper)", pct(paper_retention()["mean"]))):
+        rows.append([f"{name}, reference", *(str(paper[name][t]) for t in TASK_IDS), kept])
+    earlier = REFERENCES["earlier_course"]
+    rows.append([f"{earlier['source']}, reference", "", "", "", f"{earlier['mean_retention_percent']}%"])
+    return {"header": header, "rows": rows}
+
+
+def models_table(nb05: dict) -> dict:
+    """Every model on one CPU clock: size, latency, IMDb accuracy."""
+    header = ["model", "parameters", "weights (MB)", f"CPU ms (batch 1, {nb05['latency_seq_len']} tokens)",
+              "IMDb accuracy", "speed-up vs teacher"]
+    rows = [[MODELS[r["id"]], f"{r['params'] / 1e6:.2f}M", f"{r['size_mb']:.1f}", f"{r['cpu_latency_ms']:.2f}",
+             f"{100 * r['imdb_accuracy']:.1f}", f"{r['speedup_vs_teacher']:.1f}x"] for r in nb05["models"]]
+    return {"header": header, "rows": rows}
+
+
+def size_speed_table(nb05: dict, profile: str) -> dict:
+    ours, paper = nb05["size_speed"]["ours"], nb05["size_speed"]["paper"]
+    return {"header": ["student / teacher", f"ours ({profile})", "DistilBERT paper (reference)"],
+            "rows": [["parameters", pct(ours["params"]), pct(paper["params"])],
+                     ["CPU time", pct(ours["latency"]), pct(paper["latency"])]]}
+
+
+def classic_table(nb04: dict, teacher_layers: int) -> dict:
+    """Classic students, single vs distilled, with the gain and the earlier demo as a reference."""
+    rows = [[CLASSIC_KINDS[r["kind"]], str(r["layers"]), f"{r['params'] / 1e6:.2f}M", f"{100 * r['single']:.1f}",
+             f"{100 * r['distilled']:.1f}", f"{100 * (r['distilled'] - r['single']):+.1f}"] for r in nb04["table"]]
+    demo = REFERENCES["earlier_demo"]
+    rows += [["teacher (fine-tuned)", str(teacher_layers), f"{nb04['teacher_params'] / 1e6:.2f}M",
+              f"{100 * nb04['teacher_accuracy']:.1f}", "", ""],
+             ["earlier demo, reference", "1-2", "", "{}-{}".format(*demo["single"]), "{}-{}".format(*demo["distilled"]),
+              f"teacher {demo['teacher']}"]]
+    return {"header": ["student", "layers", "parameters", "single", "distilled", "gain"], "rows": rows}
+
+
+def mlm_table(nb02: dict) -> dict:
+    return {"header": ["model", "masked-token accuracy", "perplexity"],
+            "rows": [[MODELS[m], pct(a), f"{nb02['perplexity'][m]:.0f}"] for m, a in nb02["masked_acc"].items()]}
+
+
+def ablation_table(nb02: dict) -> dict:
+    ablation = nb02["ablation"]
+    return {"header": [f"ablation ({ablation['steps']} steps)", "masked-token accuracy"],
+            "rows": [[ABLATIONS[a], pct(acc)] for a, acc in ablation["masked_acc"].items()]}
+
+
+def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
+    """All summary tables from the records of notebooks 01-04 (by notebook name) and notebook 05's metrics."""
+    nb01, nb02, nb03, nb04 = (records[n]["metrics"] for n in
+                              ("01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb"))
+    profile = records["01_student_init"]["profile"]
+    return {"retention": retention_table(nb03), "size_speed": size_speed_table(nb05, profile),
+            "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"]),
+            "mlm": mlm_table(nb02), "ablation": ablation_table(nb02)}
+
+
+def tables_markdown(tables: dict[str, dict], profile: str) -> str:
+    """The file results/<profile>/05_summary_tables.md."""
+    return (f"<!-- written by code/05_summary.ipynb, profile {profile} -->\n\n"
+            + "\n".join(f"### {name}\n\n{markdown(table)}" for name, table in tables.items()))
+
+
+def typst_inputs(tables: dict[str, dict]) -> dict[str, str]:
+    """What the Typst documents read besides the records: the formatted tables and the label map, as JSON."""
+    from .labels import ALL
+    return {"tables": json.dumps(tables), "labels": json.dumps(ALL), "references": json.dumps(REFERENCES)}

@@ -1,0 +1,239 @@
+"""Training with the library's Trainer: shared arguments, resume after a disconnect, time budgets, the masked-LM
+head fit (notebook 01), masked-LM distillation (notebook 02), fine-tuning with or without soft targets (03-04)."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import BertForMaskedLM, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import TrainerState
+from transformers.trainer_utils import get_last_checkpoint
+
+from .config import DistillConfig, Profile, TaskKDConfig
+from .data import Task, mlm_collator
+from .losses import classic_kd_loss, distillation_terms, weighted_loss
+from .measure import compute_task_metrics
+from .records import artifacts_dir
+
+
+def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingArguments:
+    """TrainingArguments shared by every Trainer of the course; each notebook overrides what it teaches."""
+    args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=profile.fp16 and torch.cuda.is_available(),
+                report_to="none", logging_steps=profile.logging_steps, save_strategy="no",
+                dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+    args.update(overrides)
+    return TrainingArguments(**args)
+
+
+def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dataset, profile: Profile,
+                 output_dir: Path) -> list[dict]:
+    """Train only the masked-LM head (transform + output bias; decoder tied to the frozen word embeddings).
+
+    The encoder is frozen *and* deterministic (its dropout off), so the head learns to read exactly the
+    features it will see at inference.
+    """
+    for name, p in teacher.named_parameters():
+        p.requires_grad = name.startswith("cls.predictions.")  # the tied decoder weight is named as an embedding
+    assert teacher.cls.predictions.decoder.weight is teacher.bert.embeddings.word_embeddings.weight
+    dropouts = [m for m in teacher.bert.modules() if isinstance(m, torch.nn.Dropout)]
+    rates = [m.p for m in dropouts]
+    for m in dropouts:
+        m.p = 0.0
+    args = training_args(profile, output_dir, max_steps=profile.head_fit_steps, learning_rate=profile.head_fit_lr,
+                         per_device_train_batch_size=profile.head_fit_batch, lr_scheduler_type="linear",
+                         warmup_steps=max(1, profile.head_fit_steps // 10), weight_decay=0.0)
+    trainer = Trainer(model=teacher, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer))
+    was_training = teacher.training
+    try:
+        trainer.train()
+    finally:  # even an interrupted fit leaves the teacher as it found it: dropout rates, trainable, its mode
+        for m, rate in zip(dropouts, rates):
+            m.p = rate
+        teacher.requires_grad_(True).train(was_training)
+        teacher.cpu()  # models rest on the CPU between steps; the Trainer had moved it
+    return trainer.state.log_history
+
+
+class DistillationTrainer(Trainer):
+    """A Trainer whose loss is the triple loss against a frozen teacher; logs each term unweighted."""
+    loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by accumulation steps
+
+    def __init__(self, *args, teacher, distill: DistillConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.eval().requires_grad_(False).to(self.args.device)
+        if self.args.fp16:
+            self.teacher.half()  # inference only: half precision is safe and twice as fast on a T4
+        self.distill = distill
+        self._term_sums, self._term_batches = {}, 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        out_s = model(**inputs, output_hidden_states=True)
+        with torch.no_grad():
+            out_t = self.teacher(**inputs, output_hidden_states=True)
+        terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill)
+        for k, v in terms.items():
+            self._term_sums[k] = self._term_sums.get(k, 0.0) + v.item()
+        self._term_batches += 1
+        loss = weighted_loss(terms, self.distill)
+        return (loss, out_s) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs and self._term_batches:  # the mean of each unweighted term since the last log
+            logs.update({f"loss_{k}": v / self._term_batches for k, v in self._term_sums.items()})
+            self._term_sums, self._term_batches = {}, 0
+        super().log(logs, *args, **kwargs)
+
+
+class TimeBudget(TrainerCallback):
+    """Save a checkpoint every `every_minutes`; when `minutes` have passed, save and stop cleanly."""
+
+    def __init__(self, minutes: float, every_minutes: float):
+        self.minutes, self.every_minutes = minutes, every_minutes
+        self.stopped_early = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = self.last_save = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.time()
+        if now - self.last_save >= 60 * self.every_minutes:
+            control.should_save, self.last_save = True, now
+        if now - self.start >= 60 * self.minutes and state.global_step < state.max_steps:
+            control.should_save = control.should_training_stop = self.stopped_early = True
+        if state.global_step >= state.max_steps:
+            control.should_save = True  # the final checkpoint: running the notebook again resumes at the end
+        return control
+
+
+class explain_oom:
+    """Turn a CUDA out-of-memory error into one that names the fix; checkpoints already written stay."""
+    def __init__(self, args: TrainingArguments, hint: str, output_dir: Path):
+        self.args, self.hint, self.output_dir = args, hint, output_dir
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and issubclass(kind, torch.cuda.OutOfMemoryError):
+            raise RuntimeError(
+                f"Out of GPU memory at batch {self.args.per_device_train_batch_size}. Halve the batch and double the "
+                f"gradient accumulation (same effective batch): {self.hint}. Checkpoints in {self.output_dir} are kept; "
+                "running the cell again resumes from them.") from error
+        return False
+
+
+def train_resumable(trainer: Trainer, output_dir: Path) -> int:
+    """trainer.train(), resuming from the last checkpoint in output_dir; a finished one is restored, not retrained.
+    Returns the step this session started from."""
+    resume = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    if not resume:
+        trainer.train()
+        return 0
+    state = TrainerState.load_from_json(f"{resume}/trainer_state.json")
+    target = trainer.args.max_steps if trainer.args.max_steps > 0 else state.max_steps  # else: set by epochs
+    if state.global_step >= target:  # done in an earlier session (the Trainer would step once more)
+        trainer._load_from_checkpoint(resume)
+        trainer.state = state
+    else:
+        trainer.train(resume_from_checkpoint=resume)
+    return state.global_step
+
+
+def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Profile, cfg: DistillConfig,
+            output_dir: Path, max_steps: int, minutes: float) -> DistillationTrainer:
+    """Distil `teacher` into `student` for max_steps (or `minutes`), resuming from the last checkpoint in output_dir."""
+    args = training_args(profile, output_dir, max_steps=max_steps, per_device_train_batch_size=profile.distill_batch,
+                         gradient_accumulation_steps=profile.distill_accum, learning_rate=profile.distill_lr,
+                         warmup_steps=min(profile.warmup_steps, max_steps // 10 + 1), lr_scheduler_type="linear",
+                         weight_decay=0.0, max_grad_norm=5.0, save_total_limit=2)
+    budget = TimeBudget(minutes, profile.checkpoint_minutes)
+    started = time.time()
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, data_collator=mlm_collator(tokenizer),
+                                  teacher=teacher, distill=cfg, callbacks=[budget])
+    hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
+            f"distill_accum={profile.distill_accum * 2})")
+    with explain_oom(args, hint, output_dir):
+        start_step = train_resumable(trainer, output_dir)
+    trainer.stopped_early = budget.stopped_early
+    trainer.session_seconds = time.time() - started  # this session only: a resumed run counts from its checkpoint
+    trainer.session_steps = trainer.state.global_step - start_step
+    return trainer
+
+
+def loss_history(log_history: list[dict]) -> dict[str, list]:
+    """Columns step, loss, loss_ce, loss_mlm, loss_cos from a Trainer's log history (training rows only)."""
+    rows = [r for r in log_history if "loss" in r and "step" in r]
+    keys = ["step"] + [k for k in ("loss", "loss_ce", "loss_mlm", "loss_cos") if rows and k in rows[0]]
+    return {k: [r[k] for r in rows] for k in keys}
+
+
+class SoftTargetTrainer(Trainer):
+    """Fine-tuning on labels plus a fine-tuned teacher's soft targets (DistilBERT (D); Tang et al.'s students).
+
+    Training batches carry the teacher's logits (column `teacher_logits`, computed once); the loss is
+    `classic_kd_loss` with the settings of `task_kd`. Batches without them (evaluation) get plain cross-entropy.
+    """
+    def __init__(self, *args, task_kd: TaskKDConfig, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task_kd = task_kd
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits_t = inputs.pop("teacher_logits", None)  # (batch, classes)
+        labels = inputs.pop("labels")
+        out = model(**inputs)
+        if logits_t is None:
+            loss = F.cross_entropy(out.logits.float(), labels)
+        else:
+            c = self.task_kd
+            loss = classic_kd_loss(out.logits, logits_t, labels, c.alpha, c.temperature, c.mse)
+        return (loss, out) if return_outputs else loss
+
+
+def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, seed: int, output_dir: Path,
+             task_kd: TaskKDConfig | None = None, keep_model: bool = False, **overrides) -> dict:
+    """Fine-tune and score on the evaluation split. Resumable: a finished run's scores.json is read back; an
+    interrupted one resumes from its last checkpoint. keep_model saves the fine-tuned model to output_dir/model.
+    task_kd: train on the batches' `teacher_logits` too (SoftTargetTrainer); overrides: TrainingArguments."""
+    output_dir = Path(output_dir)
+    done = output_dir / "scores.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    epochs = profile.task_sizes.get(task.name, (None, None, task.epochs))[2]
+    settings = dict(seed=seed, data_seed=seed, learning_rate=profile.finetune_lr or task.lr,
+                    per_device_train_batch_size=task.batch, per_device_eval_batch_size=64, num_train_epochs=epochs,
+                    warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
+                    save_strategy="epoch", save_total_limit=1, remove_unused_columns=task_kd is None)
+    args = training_args(profile, output_dir, **{**settings, **overrides})
+    kind, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
+    trainer = kind(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra,
+                   data_collator=transformers.DataCollatorWithPadding(tokenizer), compute_metrics=compute_task_metrics)
+    hint = (f"kd.finetune(..., per_device_train_batch_size={args.per_device_train_batch_size // 2}, "
+            f"gradient_accumulation_steps={2 * args.gradient_accumulation_steps})")
+    with explain_oom(args, hint, output_dir):
+        train_resumable(trainer, output_dir)
+    scores = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
+              if k.removeprefix("eval_") in ("accuracy", "f1", "matthews_correlation", "f1_acc_mean")}
+    if keep_model:
+        trainer.save_model(output_dir / "model")
+        tokenizer.save_pretrained(output_dir / "model")
+    for checkpoint in Path(output_dir).glob("checkpoint-*"):  # finished: scores.json replaces them
+        shutil.rmtree(checkpoint)
+    done.write_text(json.dumps(scores, indent=1))
+    return scores
+
+
+def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile, cpu: bool = False) -> np.ndarray:
+    """The model's logits (rows, classes) on a tokenised dataset, batched through Trainer.predict.
+    cpu: stay on the CPU in fp32 even with a GPU (int8-quantized models run only there)."""
+    on_cpu = dict(use_cpu=True, fp16=False) if cpu else {}
+    args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64, **on_cpu)
+    trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
+    return trainer.predict(dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])).predictions

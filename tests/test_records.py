@@ -1,0 +1,246 @@
+"""The committed run records, results/<profile>/<notebook>.json, against the record schema (kd.SCHEMA).
+
+The report, the poster and the README read these records by stable ids (kd.labels); a record with a missing key,
+a display label where an id belongs, or a pre-formatted Markdown table fails here, not in a Typst build.
+Read from the repository (kd.REPO / "results"), not kd.results_dir: conftest points that at a scratch folder.
+"""
+import dataclasses
+import json
+import statistics
+from datetime import datetime
+from numbers import Real
+
+import kd
+import pytest
+from kd.labels import ABLATIONS, METRICS, MODELS, TASKS
+
+RESULTS = kd.REPO / "results"
+PROFILE_DIRS = sorted(p for p in RESULTS.iterdir() if p.is_dir())
+RECORDS = sorted(p for d in PROFILE_DIRS for p in d.glob("*.json"))
+PROFILE_FIELDS = {f.name for f in dataclasses.fields(kd.Profile)}
+TASK_IDS = ["cola", "mrpc", "imdb"]
+VERSIONS = {"python", "torch", "transformers", "datasets", "evaluate", "platform", "cpu_count", "torch_threads", "gpu"}
+
+
+def rid(path):
+    return f"{path.parent.name}/{path.stem}"
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def number(x):
+    return isinstance(x, Real) and not isinstance(x, bool)  # True is an int to Python, not a measurement here
+
+
+def fraction(x):
+    return number(x) and 0 <= x <= 1
+
+
+def strings(value):
+    """Every string in a record, keys included."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_there_are_records_to_check():
+    """Guards the parametrised tests below against passing vacuously (e.g. if results/ moved)."""
+    assert (RESULTS / "cpu").is_dir()
+    assert {p.stem for p in (RESULTS / "cpu").glob("*.json")} == set(kd.NOTEBOOKS)  # the report needs all five
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=rid)
+def test_top_level(path):
+    r = load(path)
+    assert set(r) == {"schema", "profile", "notebook", "finished_at", "wall_seconds", "versions", "data", "seeds",
+                      "settings", "metrics"}
+    assert r["schema"] == kd.SCHEMA == 2 and r["profile"] == path.parent.name and r["notebook"] == path.stem
+    assert path.stem in kd.NOTEBOOKS and path.parent.name in kd.PROFILES
+    datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z")  # raises on another format
+    assert number(r["wall_seconds"]) and r["wall_seconds"] > 0
+    assert VERSIONS <= set(r["versions"]) and isinstance(r["versions"]["cpu_count"], int)
+    assert isinstance(r["seeds"], dict) and isinstance(r["metrics"], dict)
+    for key, info in r["data"].items():
+        dataset, split = key.split("/")  # "<dataset>/<split>": exactly one slash
+        assert dataset and split and isinstance(info["source"], str) and isinstance(info["rows"], int), key
+    settings = r["settings"]
+    assert set(settings) <= PROFILE_FIELDS, f"not Profile fields: {sorted(set(settings) - PROFILE_FIELDS)}"
+    assert settings["name"] == r["profile"]
+    if "task_kd" in settings:
+        assert set(settings["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=rid)
+def test_no_markdown_in_records(path):
+    """Records hold numbers; tables are formatted by kd.tables (a Markdown table row starts with '|')."""
+    assert not [s[:60] for s in strings(load(path)) if s.lstrip().startswith("|")]
+
+
+def check_01(m):
+    for key, kind in [("teacher", str), ("teacher_source", str), ("teacher_layers", int), ("student_layers", list),
+                      ("head_fitted", bool), ("head", dict), ("eval_masked_tokens", int)]:
+        assert isinstance(m[key], kind), key
+    assert all(isinstance(i, int) and 0 <= i < m["teacher_layers"] for i in m["student_layers"])
+    assert fraction(m["head"]["masked_acc_before"]) and fraction(m["student_init_masked_acc"])
+    assert number(m["student_init_perplexity"]) and number(m["all_layers_max_abs_diff"])
+    for key in ("params", "params_with_mlm_head"):
+        assert set(m[key]) == {"teacher", "student_init"} and all(isinstance(v, int) for v in m[key].values())
+
+
+def check_02(m):
+    for key in ("masked_acc", "perplexity"):
+        assert set(m[key]) == {"teacher", "student_init", "student_distilled"}, key
+        assert all(number(v) for v in m[key].values())
+    assert all(fraction(v) for v in m["masked_acc"].values())
+    assert isinstance(m["eval_masked_tokens"], int) and isinstance(m["final_loss_terms"], dict)
+    curves = m["loss_curves"]
+    assert all(len(v) == len(curves["step"]) for v in curves.values())
+    assert set(m["distill_config"]) == {f.name for f in dataclasses.fields(kd.DistillConfig)}
+    for key in ("steps", "tokens_seen"):
+        assert isinstance(m[key], int), key
+    assert isinstance(m["stopped_by_time_budget"], bool)
+    ablation = m["ablation"]
+    assert isinstance(ablation["steps"], int)
+    assert set(ablation["masked_acc"]) <= set(ABLATIONS) and "triple" in ablation["masked_acc"]
+    assert all(fraction(v) for v in ablation["masked_acc"].values())
+
+
+def check_03(m):
+    assert set(m["headline_metric"]) == set(TASK_IDS) and set(m["headline_metric"].values()) <= set(METRICS)
+    assert set(m["models"]) <= set(MODELS) and "teacher" in m["models"]
+    assert all(isinstance(v, str) for v in m["models"].values())
+    assert set(m["scores"]) == set(TASK_IDS) and set(m["tasks"]) == set(TASK_IDS) <= set(TASKS)
+    for task, by_model in m["scores"].items():
+        assert set(by_model) == set(m["models"]), task
+        for model, s in by_model.items():
+            where = f"{task}/{model}"
+            assert all(isinstance(x, int) for x in s["seeds"]) and len(s["runs"]) == len(s["seeds"]) > 0, where
+            for run in s["runs"]:
+                assert set(run) <= set(METRICS) and all(number(v) for v in run.values()), where
+            headline = [100 * run[m["headline_metric"][task]] for run in s["runs"]]  # the median is of these, x100
+            assert s["median"] == pytest.approx(statistics.median(headline)), where
+            assert s["range"] == pytest.approx([min(headline), max(headline)]), where
+    assert set(m["retention"]) == set(m["models"]) - {"teacher"}
+    for model, kept in m["retention"].items():
+        assert set(kept) == {*TASK_IDS, "mean"}, model
+        for task in TASK_IDS:  # retention is student / teacher of the medians above (None: teacher <= 0)
+            student, teacher = m["scores"][task][model]["median"], m["scores"][task]["teacher"]["median"]
+            assert kept[task] == (pytest.approx(student / teacher) if teacher > 0 else None), f"{model}/{task}"
+        present = [kept[t] for t in TASK_IDS if kept[t] is not None]
+        assert kept["mean"] == (pytest.approx(statistics.mean(present)) if present else None), model
+    assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
+
+
+def check_04(m):
+    assert fraction(m["teacher_accuracy"]) and isinstance(m["teacher_params"], int)
+    assert m["table"], "no classic students"
+    for row in m["table"]:
+        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled"}, row
+        assert row["kind"] in kd.SmallStudent.KINDS and isinstance(row["layers"], int)
+        assert row["id"] == f"{row['kind']}-{row['layers']}" and row["id"] in MODELS
+        assert isinstance(row["params"], int) and fraction(row["single"]) and fraction(row["distilled"])
+    latency = m["latency"]
+    assert isinstance(latency["seq_len"], int) and isinstance(latency["runs"], int) and latency["batch"] == 1
+    assert set(latency["ms"]) <= set(MODELS)
+    missing = {"teacher", "student_distilled", "student_int8", *(r["id"] for r in m["table"])} - set(latency["ms"])
+    assert not missing, f"latency lacks {sorted(missing)}"
+    assert all(number(v) and v > 0 for v in latency["ms"].values())
+    assert isinstance(m["max_len"], int) and isinstance(m["init_from_teacher"], bool) and isinstance(m["budget"], dict)
+    assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
+
+
+def check_05(m):
+    assert set(m["records"]) == set(kd.NOTEBOOKS[:4])
+    for nb, r in m["records"].items():
+        assert isinstance(r["finished_at"], str) and number(r["wall_seconds"]), nb
+    assert number(m["course_minutes_01_04"])
+    assert {"platform", "cpu_count", "gpu", "torch"} <= set(m["machine"])
+    assert set(m["paper_retention"]) == {*TASK_IDS, "mean"} and all(number(v) for v in m["paper_retention"].values())
+    assert m["models"] and {r["id"] for r in m["models"]} <= set(MODELS)
+    for r in m["models"]:
+        assert set(r) == {"id", "params", "size_mb", "cpu_latency_ms", "imdb_accuracy", "speedup_vs_teacher"}, r
+        assert isinstance(r["params"], int) and fraction(r["imdb_accuracy"])
+        assert all(number(r[k]) and r[k] > 0 for k in ("size_mb", "cpu_latency_ms", "speedup_vs_teacher"))
+    check = m["int8_check"]
+    assert isinstance(check["eval_rows"], int) and fraction(check["fp32"]) and fraction(check["int8"])
+    for who in ("ours", "paper"):
+        assert number(m["size_speed"][who]["params"]) and number(m["size_speed"][who]["latency"])
+    assert set(m["classic_gain"]) <= set(MODELS) and all(number(v) for v in m["classic_gain"].values())
+    assert isinstance(m["latency_seq_len"], int) and isinstance(m["latency_runs"], int)
+
+
+CHECKS = dict(zip(kd.NOTEBOOKS, [check_01, check_02, check_03, check_04, check_05]))
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=rid)
+def test_metrics(path):
+    CHECKS[path.stem](load(path)["metrics"])
+
+
+@pytest.mark.parametrize("folder", PROFILE_DIRS, ids=lambda p: p.name)
+def test_summary_agrees_with_the_records_it_summarises(folder):
+    """Notebook 05 reads 01-04: its copy of their run times and of 04's latencies must be theirs (a rerun of 04
+    without 05, or a second latency measurement, fails here)."""
+    if not all((folder / f"{nb}.json").exists() for nb in kd.NOTEBOOKS):
+        pytest.skip(f"{folder.name}: not every notebook has run")
+    records = {nb: load(folder / f"{nb}.json") for nb in kd.NOTEBOOKS}
+    summary = records["05_summary"]["metrics"]
+    for nb, r in summary["records"].items():
+        assert r == {"finished_at": records[nb]["finished_at"], "wall_seconds": records[nb]["wall_seconds"]}, nb
+    minutes = sum(r["wall_seconds"] for r in summary["records"].values()) / 60
+    assert summary["course_minutes_01_04"] == pytest.approx(minutes)
+    latency = records["04_classic_kd_imdb"]["metrics"]["latency"]
+    assert summary["latency_seq_len"] == latency["seq_len"] and summary["latency_runs"] == latency["runs"]
+    teacher_ms = latency["ms"]["teacher"]
+    for row in summary["models"]:  # one CPU clock: 05's latencies are 04's
+        assert row["cpu_latency_ms"] == latency["ms"][row["id"]], row["id"]
+        assert row["speedup_vs_teacher"] == pytest.approx(teacher_ms / row["cpu_latency_ms"]), row["id"]
+
+
+@pytest.mark.parametrize("folder", PROFILE_DIRS, ids=lambda p: p.name)
+def test_figures_are_named_after_their_notebook(folder):
+    figures = sorted(folder.glob("*.png"))
+    for png in figures:
+        assert any(png.name.startswith(f"{nb}_") for nb in kd.NOTEBOOKS), png.name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png.name
+    assert figures or folder.name != "cpu"
+
+
+def test_summary_tables_build_from_the_cpu_records():
+    folder = RESULTS / "cpu"
+    records = {nb: load(folder / f"{nb}.json") for nb in kd.NOTEBOOKS}
+    tables = kd.tables.summary_tables(records, records["05_summary"]["metrics"])
+    assert set(tables) == {"retention", "size_speed", "models", "classic", "mlm", "ablation"}
+    for name, table in tables.items():
+        assert table["rows"], name
+        for row in table["rows"]:
+            assert len(row) == len(table["header"]), (name, row)
+            assert all(isinstance(cell, str) for cell in row), (name, row)
+    # the committed Markdown is what kd.tables makes of the committed records (fails if either is stale)
+    assert kd.tables.tables_markdown(tables, "cpu") == (folder / "05_summary_tables.md").read_text()
+
+
+def _write(tmp_path, folder, notebook, **fields):
+    path = tmp_path / folder / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"schema": kd.SCHEMA, "profile": folder, "notebook": notebook, "metrics": {}, **fields}))
+
+
+def test_load_record_refuses_other_schema_or_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
+    _write(tmp_path, "smoke", "03_finetune_glue_imdb")
+    assert kd.load_record("smoke", "03_finetune_glue_imdb")["metrics"] == {}  # a current one loads
+    _write(tmp_path, "smoke", "03_finetune_glue_imdb", schema=kd.SCHEMA - 1)
+    with pytest.raises(ValueError, match=r"schema 1.*run code/03_finetune_glue_imdb\.ipynb again"):
+        kd.load_record("smoke", "03_finetune_glue_imdb")
+    _write(tmp_path, "smoke", "02_mlm_distillation", profile="cpu")  # e.g. copied from results/cpu
+    with pytest.raises(ValueError, match=r"'cpu' run.*run code/02_mlm_distillation\.ipynb again"):
+        kd.load_record(kd.get_profile("smoke"), "02_mlm_distillation")

@@ -1,0 +1,227 @@
+"""What only the smoke notebooks exercised before: kd.finetune (scores, resume, checkpoints, kept model, task KD),
+kd.fit_mlm_head, kd.masked_lm_eval and kd.predict_logits, on the tiny smoke teacher and a few rows."""
+import dataclasses
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import kd
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForSequenceClassification
+
+SMOKE = kd.get_profile("smoke")
+SCORE_KEYS = {"accuracy", "f1", "matthews_correlation", "f1_acc_mean"}
+
+
+
+def weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def classifier(seed=0):
+    """The smoke teacher (a random tiny BERT) with a fresh 2-label head."""
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_pretrained(kd.teacher_source(SMOKE), num_labels=2)
+
+
+@pytest.fixture(scope="module")
+def cola():
+    tokenizer = kd.AutoTokenizer.from_pretrained(kd.teacher_source(SMOKE))
+    train, evaluation = kd.task_data(kd.Run(SMOKE, "test"), kd.TASKS["cola"], tokenizer)
+    return tokenizer, train.select(range(16)), evaluation.select(range(12))
+
+
+# --- finetune
+
+@pytest.fixture(scope="module")
+def finetuned(cola, tmp_path_factory):
+    """One short fine-tuning run (2 steps, a checkpoint after each epoch of one batch), model kept."""
+    tokenizer, train, evaluation = cola
+    out = tmp_path_factory.mktemp("finetune")
+    model = classifier()
+    before = weights(model)
+    removed = []
+    rmtree = kd.training.shutil.rmtree
+
+    def spy(path, *args, **kwargs):  # see which folders are deleted (and still delete them)
+        removed.append(Path(path).name)
+        return rmtree(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kd.training.shutil, "rmtree", spy)
+        scores = kd.finetune(model, tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0, output_dir=out,
+                             keep_model=True, max_steps=2, per_device_train_batch_size=16)
+    return SimpleNamespace(out=out, model=model, before=before, scores=scores, removed=removed)
+
+
+def test_finetune_trains_and_scores_the_evaluation_split(finetuned, cola):
+    tokenizer, _, evaluation = cola
+    assert set(finetuned.scores) == SCORE_KEYS and all(-1 <= v <= 1 for v in finetuned.scores.values())
+    assert json.loads((finetuned.out / "scores.json").read_text()) == finetuned.scores
+    after = weights(finetuned.model)
+    assert not torch.equal(after["classifier.weight"], finetuned.before["classifier.weight"])  # it trained
+    # the scores are the trained model's on the evaluation split, not the training split's or the initial model's
+    logits = kd.predict_logits(finetuned.model, evaluation, tokenizer, SMOKE)
+    expected = kd.task_scores(logits.argmax(-1).tolist(), evaluation["labels"])
+    assert finetuned.scores == pytest.approx(expected)
+
+
+def test_finetune_removes_its_checkpoints_when_done(finetuned):
+    assert "checkpoint-2" in finetuned.removed  # the last checkpoint existed, and was removed
+    assert all(n.startswith("checkpoint-") for n in finetuned.removed)  # nothing else (the model, scores.json)
+    assert not list(finetuned.out.glob("checkpoint-*"))
+
+
+def test_finetune_keeps_a_loadable_model(finetuned, cola):
+    tokenizer, _, evaluation = cola
+    kept = AutoModelForSequenceClassification.from_pretrained(finetuned.out / "model").eval()
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in weights(finetuned.model).items())  # the trained one
+    assert kd.AutoTokenizer.from_pretrained(finetuned.out / "model").vocab == tokenizer.vocab
+
+
+def test_finetune_rerun_reads_scores_back_without_training(finetuned, cola):
+    tokenizer, train, evaluation = cola
+
+    class Untrainable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(1, 2)
+
+        def forward(self, **inputs):
+            raise AssertionError("finetune trained or evaluated although scores.json was there")
+
+    files = sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*"))
+    again = kd.finetune(Untrainable(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
+                        output_dir=finetuned.out, keep_model=True, max_steps=2)
+    assert again == finetuned.scores
+    assert sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*")) == files  # nothing new written
+
+
+def test_finetune_with_task_kd_trains_on_the_teacher_logits(cola, tmp_path, monkeypatch):
+    tokenizer, train, evaluation = cola
+    torch.manual_seed(1)
+    train = train.add_column("teacher_logits", (3 * torch.randn(len(train), 2)).tolist())
+    seen = []
+    compute_loss = kd.SoftTargetTrainer.compute_loss
+
+    def spy(self, model, inputs, *args, **kwargs):  # fails if plain Trainer runs (never called) or the column is lost
+        if model.training:
+            seen.append(tuple(inputs["teacher_logits"].shape) if "teacher_logits" in inputs else None)
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(kd.SoftTargetTrainer, "compute_loss", spy)
+    task_kd = kd.TaskKDConfig()
+    scores = kd.finetune(classifier(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
+                         output_dir=tmp_path, task_kd=task_kd, max_steps=2, per_device_train_batch_size=8)
+    assert seen == [(8, 2), (8, 2)]
+    assert set(scores) == SCORE_KEYS and not list(tmp_path.glob("checkpoint-*"))
+
+
+# --- fit_mlm_head
+
+@pytest.fixture(scope="module")
+def mlm_data():
+    source = kd.teacher_source(SMOKE)
+    tokenizer = kd.AutoTokenizer.from_pretrained(source)
+    train = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "validation"), tokenizer, SMOKE.block_size)
+    held_out = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, SMOKE.block_size)
+    return source, tokenizer, train, kd.fixed_masked_batches(held_out.select(range(16)), tokenizer, 8, seed=0)
+
+
+def test_fit_mlm_head_trains_only_the_head(mlm_data, tmp_path):
+    source, tokenizer, train, held_out = mlm_data
+    torch.manual_seed(0)  # the missing head is initialised at random: the same head whatever ran before
+    teacher, _, head_missing = kd.load_teacher(source)
+    assert head_missing  # the smoke teacher, like the cpu one, ships without a masked-LM head
+    dropouts = [m for m in teacher.modules() if isinstance(m, torch.nn.Dropout)]
+    rates = [m.p for m in dropouts]
+    assert rates and all(p > 0 for p in rates)  # else "restored" below would mean nothing
+    seen_rates = []  # the encoder must be deterministic while the head learns: its dropout off
+    hook = teacher.bert.encoder.layer[0].output.dropout.register_forward_pre_hook(
+        lambda m, _: seen_rates.append(m.p) if m.training else None)
+    before, ppl_before = weights(teacher), kd.masked_lm_eval(teacher, held_out)["perplexity"]
+    profile = dataclasses.replace(SMOKE, head_fit_steps=10, head_fit_lr=3e-2, head_fit_batch=8)
+    log = kd.fit_mlm_head(teacher, tokenizer, train, profile, tmp_path)
+    hook.remove()
+    after = weights(teacher)
+
+    assert seen_rates and set(seen_rates) == {0.0}
+    assert [m.p for m in dropouts] == rates
+    assert all(p.requires_grad for p in teacher.parameters())
+    assert not teacher.training  # back in the mode it came in (eval): a later exact comparison needs no dropout
+    assert teacher.cls.predictions.decoder.weight is teacher.bert.embeddings.word_embeddings.weight  # still tied
+    frozen = [k for k in before if k.startswith("bert.")]
+    assert frozen and [k for k in frozen if not torch.equal(before[k], after[k])] == []  # bit-identical encoder
+    head = [k for k in before if k.startswith("cls.predictions.") and k != "cls.predictions.decoder.weight"]
+    assert head and [k for k in head if torch.equal(before[k], after[k])] == []  # every head weight learned
+    assert torch.equal(after["cls.predictions.decoder.weight"], before["bert.embeddings.word_embeddings.weight"])
+    assert [r["step"] for r in log if "loss" in r]  # the Trainer's log comes back
+    ppl_after = kd.masked_lm_eval(teacher, held_out)["perplexity"]
+    assert ppl_after < 0.9 * ppl_before, (ppl_before, ppl_after)  # held-out masked-LM loss falls (1500 -> 1250)
+
+
+# --- masked_lm_eval
+
+class FixedLogits(torch.nn.Module):
+    """Returns the next batch's logits, whatever the input; takes exactly what masked_lm_eval should pass."""
+    def __init__(self, logits):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # masked_lm_eval looks up the model's device
+        self.logits = list(logits)
+
+    def forward(self, input_ids, attention_mask):
+        assert input_ids.shape == attention_mask.shape == self.logits[0].shape[:2]
+        return SimpleNamespace(logits=self.logits.pop(0))
+
+
+def test_masked_lm_eval_by_hand():
+    torch.manual_seed(0)
+    logits = [torch.randn(2, 3, 5), torch.randn(1, 4, 5)]
+    labels = [torch.tensor([[-100, 1, -100], [4, -100, -100]]), torch.tensor([[0, 2, 3, -100]])]
+    logits[0][0, 0, 0] = logits[0][1, 1, 2] = 50.0  # unlabelled positions: confident (right or wrong), must not count
+    logits[1][0, 0, 0] = 50.0  # a sure hit where it counts
+    batches = [{"input_ids": torch.zeros_like(y), "attention_mask": torch.ones_like(y), "labels": y} for y in labels]
+    hits, nll, n = 0, 0.0, 0
+    for z, y in zip(logits, labels):
+        for position in (y != -100).nonzero().tolist():
+            row, label = z[tuple(position)].tolist(), int(y[tuple(position)])
+            hits += max(range(5), key=row.__getitem__) == label
+            nll += math.log(sum(math.exp(v) for v in row)) - row[label]
+            n += 1
+    out = kd.masked_lm_eval(FixedLogits(logits), batches)
+    assert out["masked_tokens"] == n == 5  # pooled over batches of 2 and 3 masked tokens
+    assert out["masked_acc"] == pytest.approx(hits / n) and hits >= 1
+    assert out["perplexity"] == pytest.approx(math.exp(nll / n), rel=1e-5)
+
+
+# --- predict_logits
+
+def test_predict_logits_is_the_models_forward_in_order(cola):
+    tokenizer, _, evaluation = cola
+    bert = classifier(seed=3).eval()
+    bert.classifier.weight.data.mul_(100)  # logits of order 1: rows then differ by far more than the tolerance
+
+    class Strict(torch.nn.Module):
+        """Refuses the columns predict_logits must drop (a plain Trainer would pass them on to this signature)."""
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None, teacher_logits=None):
+            assert labels is None and teacher_logits is None, "labels / teacher_logits reached the model"
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+
+    data = evaluation.add_column("teacher_logits", [[0.0, 0.0]] * len(evaluation))
+    lengths = [len(ids) for ids in data["input_ids"]]
+    assert len(set(lengths)) > 1  # rows of different lengths: padding and order both matter
+    logits = kd.predict_logits(Strict(), data, tokenizer, SMOKE)
+    assert logits.shape == (len(data), 2)
+    with torch.no_grad():
+        for i, row in enumerate(data):
+            one = bert(input_ids=torch.tensor([row["input_ids"]]), token_type_ids=torch.tensor([row["token_type_ids"]]),
+                       attention_mask=torch.tensor([row["attention_mask"]])).logits[0]
+            assert torch.allclose(torch.as_tensor(logits[i]), one, atol=1e-5), i
+    assert abs(logits[1:] - logits[:-1]).max(-1).min() > 1e-3  # so a row out of order fails
