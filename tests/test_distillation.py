@@ -180,3 +180,20 @@ def test_out_of_memory_names_the_fix_and_keeps_checkpoints(tmp_path):
     with pytest.raises(ValueError):  # anything else passes through unchanged
         with kd.explain_oom(args, "", tmp_path):
             raise ValueError("not memory")
+
+
+def test_distill_gives_the_teacher_back_as_it_came(setup, tmp_path, monkeypatch):
+    """On a GPU the trainer runs the teacher in fp16; afterwards it must be fp32 again (notebook 02 scores it, and a
+    rerun of the cell must not mix dtypes). Simulated on the CPU: the trainer halves it, as with fp16=True."""
+    teacher, tokenizer, blocks = setup
+    init = kd.DistillationTrainer.__init__
+
+    def halving_init(self, *args, teacher, **kwargs):
+        init(self, *args, teacher=teacher, **kwargs)
+        self.teacher.half()
+
+    monkeypatch.setattr(kd.DistillationTrainer, "__init__", halving_init)
+    kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks.select(range(8)), SMOKE,
+               kd.DistillConfig(), tmp_path, max_steps=1, minutes=10)
+    assert {p.dtype for p in teacher.parameters()} == {torch.float32}
+    assert {p.device.type for p in teacher.parameters()} == {"cpu"}

@@ -89,7 +89,8 @@ class Run:
     notebook: str
     seeds: dict = field(default_factory=dict)
     data: dict = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
+    folder: Path | None = None  # where the record and figures go; None: results_dir(profile). The command-line
+    started: float = field(default_factory=time.time)  # distillation writes beside its checkpoints instead
 
     def load(self, dataset: str, split: str, rows: int | None = None):
         """Load a split and note it (source, rows) in the record; `rows` takes a random subset of that many
@@ -104,17 +105,23 @@ class Run:
             self.note_data(key, subset_rows=rows, subset_seed=self.profile.seed)
         return ds
 
+    def where(self) -> Path:
+        if self.folder is None:
+            return results_dir(self.profile)
+        Path(self.folder).mkdir(parents=True, exist_ok=True)
+        return Path(self.folder)
+
     def note_data(self, key: str, **info) -> None:
         self.data.setdefault(key, {}).update(info)
 
     def figure(self, fig, name: str) -> Path:
-        path = results_dir(self.profile) / f"{self.notebook}_{name}.png"
+        path = self.where() / f"{self.notebook}_{name}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         return path
 
     def write_text(self, name: str, text: str) -> Path:
         """A text output of the run (e.g. Markdown tables) beside its record: results/<profile>/<notebook>_<name>."""
-        path = results_dir(self.profile) / f"{self.notebook}_{name}"
+        path = self.where() / f"{self.notebook}_{name}"
         path.write_text(text)
         return path
 
@@ -123,7 +130,7 @@ class Run:
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "wall_seconds": round(time.time() - self.started, 1), "versions": versions(),
                   "data": self.data, "seeds": self.seeds, "settings": asdict(self.profile), "metrics": metrics}
-        path = results_dir(self.profile) / f"{self.notebook}.json"
+        path = self.where() / f"{self.notebook}.json"
         path.write_text(json.dumps(record, indent=2, default=float) + "\n")
         return path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import datasets
@@ -104,13 +105,26 @@ class TimeBudget(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.time()
-        if now - self.last_save >= 60 * self.every_minutes:
+        save = now - self.last_save >= 60 * self.every_minutes
+        stop = now - self.start >= 60 * self.minutes and state.global_step < state.max_steps
+        save, stop = _all_processes_agree(args, save, stop)  # under DDP every process stops at the same step
+        if save:
             control.should_save, self.last_save = True, now
-        if now - self.start >= 60 * self.minutes and state.global_step < state.max_steps:
+        if stop:
             control.should_save = control.should_training_stop = self.stopped_early = True
         if state.global_step >= state.max_steps:
             control.should_save = True  # the final checkpoint: running the notebook again resumes at the end
         return control
+
+
+def _all_processes_agree(args: TrainingArguments, *flags: bool) -> list[bool]:
+    """Each flag true on every process if it is true on any (one process per GPU under torchrun / accelerate):
+    clocks differ between processes, and one that stops while the others train would hang them."""
+    if args.world_size == 1:
+        return list(flags)
+    values = torch.tensor([float(f) for f in flags], device=args.device)
+    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
+    return [bool(v) for v in values.tolist()]
 
 
 class explain_oom:
@@ -153,19 +167,41 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     args = training_args(profile, output_dir, max_steps=max_steps, per_device_train_batch_size=profile.distill_batch,
                          gradient_accumulation_steps=profile.distill_accum, learning_rate=profile.distill_lr,
                          warmup_steps=min(profile.warmup_steps, max_steps // 10 + 1), lr_scheduler_type="linear",
-                         weight_decay=0.0, max_grad_norm=5.0, save_total_limit=2)
+                         weight_decay=0.0, max_grad_norm=5.0, save_total_limit=2,
+                         ddp_find_unused_parameters=False)  # under torchrun: every weight of the student is used
     budget = TimeBudget(minutes, profile.checkpoint_minutes)
-    started = time.time()
+    started, home = time.time(), (next(teacher.parameters()).device, next(teacher.parameters()).dtype)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, data_collator=mlm_collator(tokenizer),
                                   teacher=teacher, distill=cfg, callbacks=[budget])
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
             f"distill_accum={profile.distill_accum * 2})")
-    with explain_oom(args, hint, output_dir):
-        start_step = train_resumable(trainer, output_dir)
+    try:
+        with explain_oom(args, hint, output_dir):
+            start_step = train_resumable(trainer, output_dir)
+    finally:  # the trainer ran the teacher on its device, in fp16 on a GPU: it goes back as it came, so it is
+        # scored in fp32 afterwards and a rerun of the cell mixes no devices
+        teacher.to(*home)
     trainer.stopped_early = budget.stopped_early
     trainer.session_seconds = time.time() - started  # this session only: a resumed run counts from its checkpoint
     trainer.session_steps = trainer.state.global_step - start_step
     return trainer
+
+
+def distillation_metrics(trainer: DistillationTrainer, heldout: dict, cfg: DistillConfig, block_size: int) -> dict:
+    """The record of a masked-LM distillation (notebook 02 and `python -m kd.distill_mlm` write the same keys).
+    heldout: model id -> kd.masked_lm_eval result. Effective batch = batch x accumulation x processes."""
+    args, steps = trainer.args, trainer.state.global_step
+    blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    curves = loss_history(trainer.state.log_history)
+    return {"masked_acc": {k: v["masked_acc"] for k, v in heldout.items()},
+            "perplexity": {k: v["perplexity"] for k, v in heldout.items()},
+            "eval_masked_tokens": next(iter(heldout.values()))["masked_tokens"],
+            "final_loss_terms": {k: v[-1] for k, v in curves.items() if k != "step" and v},
+            "loss_curves": curves, "distill_config": asdict(cfg), "steps": steps,
+            "processes": args.world_size, "blocks_per_step": blocks_per_step,
+            "tokens_seen": steps * blocks_per_step * block_size, "stopped_by_time_budget": trainer.stopped_early,
+            "session_tokens_per_second": trainer.session_steps * blocks_per_step * block_size
+            / max(trainer.session_seconds, 1e-9)}
 
 
 def loss_history(log_history: list[dict]) -> dict[str, list]:

@@ -1,0 +1,65 @@
+"""`python -m kd.distill_mlm`: notebook 02's distillation as a command, under torchrun with 2 CPU processes (gloo)."""
+import json
+import os
+import subprocess
+import sys
+
+import kd
+import pytest
+
+SMOKE = kd.get_profile("smoke")
+
+
+def launch(out, steps, env, processes=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", "kd.distill_mlm", "--profile", "smoke", "--steps", str(steps), "--out", str(out)]
+    done = subprocess.run(command, cwd=kd.REPO / "code", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The smoke teacher with a masked-LM head saved where the command looks for notebook 01's (no head fit needed)."""
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    env = {**os.environ, "KD_ARTIFACTS_DIR": str(artifacts), "OMP_NUM_THREADS": "1"}
+    teacher, tokenizer, _ = kd.load_teacher(kd.teacher_source(SMOKE))
+    teacher.save_pretrained(artifacts / "smoke" / "teacher-mlm")
+    tokenizer.save_pretrained(artifacts / "smoke" / "teacher-mlm")
+    return env
+
+
+def test_two_processes_write_one_record_and_resume(env, tmp_path):
+    out = tmp_path / "run"
+    printed = launch(out, 4, env)
+    assert printed.count("record:") == 1  # process 0 alone reports and writes
+    record = json.loads((out / "02_mlm_distillation.json").read_text())
+    m = record["metrics"]
+    assert record["schema"] == kd.SCHEMA and record["profile"] == "smoke"
+    assert (m["steps"], m["processes"]) == (4, 2)
+    assert m["blocks_per_step"] == SMOKE.distill_batch * SMOKE.distill_accum * 2  # batch x accumulation x processes
+    assert m["tokens_seen"] == 4 * m["blocks_per_step"] * SMOKE.block_size
+    assert {"teacher", "student_init", "student_distilled"} == set(m["masked_acc"])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert (out / "student-distilled" / "config.json").exists()
+    assert not (kd.results_dir(SMOKE) / "02_mlm_distillation.json").exists()  # the notebook's record is untouched
+
+    launch(out, 6, env)  # the same command with more steps continues from checkpoint-4
+    state = json.loads((out / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4, 5, 6]  # 1-4 not redone
+    assert json.loads((out / "02_mlm_distillation.json").read_text())["metrics"]["steps"] == 6
+
+
+def test_help_names_every_option():
+    done = subprocess.run([sys.executable, "-m", "kd.distill_mlm", "--help"], cwd=kd.REPO / "code",
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for option in ("--out", "--profile", "--steps", "--minutes", "--batch", "--accum", "--corpus", "--hub-corpus"):
+        assert option in done.stdout
+    assert "torchrun --nproc_per_node" in done.stdout
+
+
+def test_corpus_choices_are_masked_lm_corpora_of_the_data_module():
+    from kd import data, distill_mlm
+
+    assert set(distill_mlm.CORPORA) <= set(data.DATASETS)
