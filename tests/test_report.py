@@ -76,6 +76,11 @@ def test_readme_results_are_the_records():
     assert build.readme_results(records) in (REPO / "README.md").read_text()
 
 
+def test_readme_budget_is_the_estimate():
+    """The README's Colab budget is kd.budget's estimate for the t4 profile (run report/build.py after changing it)."""
+    assert build.readme_budget() in (REPO / "README.md").read_text()
+
+
 def test_every_number_in_the_readme_results_is_in_a_record():
     """A second, independent check: each number in the README's results section appears in a run record or in
     kd.labels.REFERENCES (other people's numbers), as recorded, x100, or rounded as the tables print it; a retyped

@@ -38,23 +38,25 @@ def cola():
 
 @pytest.fixture(scope="module")
 def finetuned(cola, tmp_path_factory):
-    """One short fine-tuning run (2 steps, a checkpoint after each epoch of one batch), model kept."""
+    """One short fine-tuning run (2 steps, a checkpoint after each: checkpoint_minutes=0), model kept."""
     tokenizer, train, evaluation = cola
     out = tmp_path_factory.mktemp("finetune")
     model = classifier()
     before = weights(model)
-    removed = []
-    rmtree = kd.training.shutil.rmtree
+    removed, sizes = [], []
+    rmtree = kd.resume.shutil.rmtree
 
-    def spy(path, *args, **kwargs):  # see which folders are deleted (and still delete them)
+    def spy(path, *args, **kwargs):  # see which folders are deleted, and the bytes left in them (then delete them)
         removed.append(Path(path).name)
+        sizes.extend(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
         return rmtree(path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kd.training.shutil, "rmtree", spy)
-        scores = kd.finetune(model, tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0, output_dir=out,
+        mp.setattr(kd.resume.shutil, "rmtree", spy)
+        scores = kd.finetune(model, tokenizer, kd.TASKS["cola"], train, evaluation,
+                             dataclasses.replace(SMOKE, checkpoint_minutes=0), seed=0, output_dir=out,
                              keep_model=True, max_steps=2, per_device_train_batch_size=16)
-    return SimpleNamespace(out=out, model=model, before=before, scores=scores, removed=removed)
+    return SimpleNamespace(out=out, model=model, before=before, scores=scores, removed=removed, sizes=sizes)
 
 
 def test_finetune_trains_and_scores_the_evaluation_split(finetuned, cola):
@@ -70,9 +72,19 @@ def test_finetune_trains_and_scores_the_evaluation_split(finetuned, cola):
 
 
 def test_finetune_removes_its_checkpoints_when_done(finetuned):
-    assert "checkpoint-2" in finetuned.removed  # the last checkpoint existed, and was removed
-    assert all(n.startswith("checkpoint-") for n in finetuned.removed)  # nothing else (the model, scores.json)
+    assert finetuned.removed == ["checkpoint-1", "checkpoint-2"]  # one kept at a time, the last removed when done
     assert not list(finetuned.out.glob("checkpoint-*"))
+    assert finetuned.sizes and not any(finetuned.sizes)  # emptied before deleting: Drive's trash keeps no bytes
+
+
+def test_finetune_shorter_than_checkpoint_minutes_writes_no_checkpoint(cola, tmp_path, monkeypatch):
+    """On Colab every checkpoint is a write to Drive: a short fine-tune's unit of resume is its scores.json."""
+    tokenizer, train, evaluation = cola
+    saved = []
+    monkeypatch.setattr(kd.training.Trainer, "_save_checkpoint", lambda self, *a, **k: saved.append(1))
+    kd.finetune(classifier(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0, output_dir=tmp_path,
+                max_steps=2, per_device_train_batch_size=8)
+    assert SMOKE.checkpoint_minutes >= 1 and saved == []
 
 
 def test_finetune_keeps_a_loadable_model(finetuned, cola):

@@ -1,13 +1,15 @@
 """kd: the helpers the course notebooks share. Each notebook shows its idea and calls these.
 
-    config     profiles (t4, cpu, smoke) and the two distillation configs          no torch
+    config     profiles (t4, cpu, smoke, t4-shapes), the distillation configs, tasks no torch
+    budget     hours and Drive bytes a profile costs on a free Colab T4 (estimates)  no torch
     records    folders, run records, the registry of saved artifacts                 no torch
     labels     ids -> display labels, and other people's numbers (references)        no torch
     tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
     data       datasets from the hub or a local mirror, masked-LM blocks, tasks
     models     teacher and every-other-layer student
     losses     the triple loss and the task-level loss, as pure functions
-    training   Trainers: head fit, distillation, fine-tuning; resume and time budgets
+    resume     the last complete checkpoint, one kept at a time, time budgets, out-of-memory hints
+    training   Trainers: head fit, distillation, fine-tuning
     measure    metrics, masked-LM accuracy, retention, CPU latency
     students   small BiLSTM / BiGRU / Attention / Transformer students
 
@@ -16,12 +18,13 @@
 """
 import importlib
 
-from .config import MINILM, REPO, SMOKE_DATA, TINY_BERT, DistillConfig, Profile, PROFILES, TaskKDConfig, get_profile
+from .config import (MINILM, REPO, SMOKE_DATA, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task, TaskKDConfig,
+                     get_profile)
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, load_record, load_saved,
                       results_dir, saved_path, versions)
-from . import labels, tables  # noqa: F401
+from . import budget, labels, tables  # noqa: F401
 
-_LAZY = ("data", "models", "losses", "training", "measure", "students")  # these import torch, transformers, datasets
+_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students")  # these import torch, transformers, datasets
 
 
 def __getattr__(name: str):

@@ -6,7 +6,7 @@ Nothing here imports torch, so the report builder can read profiles without it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ class TaskKDConfig:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    teacher: str          # hub id of the teacher; "tiny" = a random 4-layer BERT so tests run in seconds
+    teacher: str          # hub id of the teacher, or a random stand-in of kd.models.RANDOM_MODELS (tests)
     data_root: str | None  # None: the Hugging Face hub; else a folder laid out like the hub (KD_DATA_ROOT wins)
     seed: int = 42        # one seed for data order, masking and initialisation, so reruns match
     # masked-LM corpus (notebooks 01-02)
@@ -44,6 +44,7 @@ class Profile:
     mlm_eval_split: str = "test"         # held-out text for masked-token accuracy; never trained on
     block_size: int = 128                # tokens per block: the paper's 512 costs 4x in attention
     eval_blocks: int = 200               # held-out blocks scored: ~3,800 masked tokens, accuracy to about ±1.5%
+    train_blocks: int | None = None      # None: every block of the training split; a number cuts it (the tests)
     # notebook 01
     student_layers: int = 3              # half the teacher, as DistilBERT keeps 6 of BERT's 12
     head_fit_steps: int = 150            # the encoder is frozen, so a missing head converges in few steps
@@ -70,6 +71,7 @@ class Profile:
     imdb_seeds: int = 1                  # IMDb runs are the longest: fewer seeds
     finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on CoLA's majority class
     task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation of notebooks 03 (DistilBERT (D)) and 04 (Tang et al.)
+    released_student: str | None = None  # a released distilled model fine-tuned beside ours, as a reference row
     # notebook 04: classic distillation into small students on IMDb
     classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
     classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
@@ -83,16 +85,38 @@ class Profile:
     int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: all of notebook 03's)
 
 
+@dataclass(frozen=True)
+class Task:
+    name: str
+    dataset: str                 # key of DATASETS
+    text_fields: tuple           # one field, or a sentence pair
+    train_split: str
+    eval_split: str              # GLUE tests are unlabelled: the paper reports GLUE on dev, IMDb on test
+    metric: str                  # the headline metric, as the paper reports it
+    lr: float                    # BERT's fine-tuning grid is {2, 3, 5}e-5; small sets like the upper end
+    batch: int
+    epochs: float
+    max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
+
+
+TASKS = {
+    "cola": Task("cola", "cola", ("sentence",), "train", "validation", "matthews_correlation", 3e-5, 32, 3, 128),
+    "mrpc": Task("mrpc", "mrpc", ("sentence1", "sentence2"), "train", "validation", "f1_acc_mean", 5e-5, 32, 3, 128),
+    "imdb": Task("imdb", "imdb", ("text",), "train", "test", "accuracy", 3e-5, 16, 2, 512),
+}
+
+
 PROFILES = {
     "t4": Profile(
         name="t4", teacher="bert-base-uncased", data_root=None, fp16=True, student_layers=6,
         mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
         block_size=256, eval_blocks=500, head_fit_steps=0, latency_runs=30,
         distill_steps=2400, distill_minutes=120.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
-        warmup_steps=120, checkpoint_minutes=10.0, ablation_steps=100, logging_steps=25,
+        warmup_steps=120, checkpoint_minutes=20.0, ablation_steps=100, logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
-        classic_dim=256, classic_steps=6000, int8_eval_rows=1000),  # int8 runs on Colab's 2 CPU cores: ~5 min
+        classic_dim=256, classic_steps=6000, int8_eval_rows=1000,
+        released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: ~5 min
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
@@ -103,19 +127,31 @@ PROFILES = {
         classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
         classic_steps=4, classic_batch=8),
 }
+# t4's shapes and code paths on a CPU, fp16 off, data and steps cut to a handful: what the tests run for t4. A random
+# bert-base-uncased-shaped teacher with its masked-LM head (no head fitting, as in t4), 12 -> 6 layers, blocks of 256,
+# accumulation 8, 512-token IMDb, the released-DistilBERT row (random weights), int8. Sources: the smoke samples.
+PROFILES["t4-shapes"] = replace(
+    PROFILES["t4"], name="t4-shapes", teacher="random-bert-base", released_student="random-distilbert-base",
+    data_root=str(SMOKE_DATA), fp16=False, mlm_corpus="wikitext2", mlm_train_split="validation",
+    mlm_eval_split="test", eval_blocks=4, train_blocks=1, latency_runs=2, distill_steps=1, distill_minutes=10.0,
+    distill_batch=1, warmup_steps=1, ablation_steps=1, logging_steps=1,
+    task_sizes={"cola": (4, 4, 1), "mrpc": (4, 4, 1), "imdb": (1, 2, 1)}, finetune_seeds=1,
+    classic_train_rows=4, classic_transfer_rows=4, classic_eval_rows=4, classic_steps=1, classic_batch=4,
+    int8_eval_rows=2)
 TINY_BERT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
                  max_position_embeddings=128)  # the smoke teacher: ~0.2M weights, random
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The profile named, else $KD_PROFILE, else `t4` on a GPU and `cpu` without one."""
+def get_profile(name: str | None = None, needs_gpu: bool = True) -> Profile:
+    """The profile named, else $KD_PROFILE, else `t4` on a GPU and `cpu` without one. needs_gpu=False: a notebook that
+    only reads a run's records and runs on the CPU (05) may use a GPU profile on a CPU runtime."""
     import torch  # here, not at the top: the report builder reads profiles without torch
 
     name = name or os.environ.get("KD_PROFILE") or ("t4" if torch.cuda.is_available() else "cpu")
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)} "
                          "(set KD_PROFILE to one of them, or unset it to choose by hardware).")
-    if PROFILES[name].fp16 and not torch.cuda.is_available():
+    if needs_gpu and PROFILES[name].fp16 and not torch.cuda.is_available():
         raise RuntimeError(f"Profile {name!r} needs a CUDA GPU (fp16) and none is visible. In Colab: Runtime > "
                            "Change runtime type > T4 GPU. On a CPU machine use KD_PROFILE=cpu.")
     return PROFILES[name]

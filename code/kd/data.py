@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-from .config import Profile
+from .config import TASKS, Profile, Task  # noqa: F401  (kd.data.TASKS as before)
+from . import records
 from .records import Run
 
 DATASETS = {  # short name: (hub repo id, config)
@@ -88,12 +88,28 @@ def fixed_masked_batches(blocks: datasets.Dataset, tokenizer, batch_size: int, s
                 for i in range(0, len(blocks), batch_size)]
 
 
+def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
+    """mlm_blocks of one split, tokenised once and cached in the artifacts folder (on Colab: Drive, so a new runtime
+    skips WikiText-103's minutes of tokenising), 2 bytes a token where the vocabulary allows."""
+    p = run.profile
+    name = "-".join(str(part).replace("/", "_") for part in DATASETS[p.mlm_corpus])
+    folder = records.artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-v{len(tokenizer)}"
+    if (folder / "dataset_info.json").exists():
+        run.data[f"{p.mlm_corpus}/{split}"] = {"source": data_source(p, p.mlm_corpus), "cached_blocks": str(folder)}
+        return datasets.load_from_disk(str(folder))
+    blocks = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+    if len(tokenizer) <= 1 << 16:
+        blocks = blocks.cast_column("input_ids", datasets.Sequence(datasets.Value("uint16")))
+    blocks.save_to_disk(str(folder))
+    return blocks
+
+
 def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:
     """The profile's masked-LM corpus: (training blocks, held-out blocks, held-out batches masked once), noted in the record."""
     p = run.profile
-    blocks = {}
-    for split in (p.mlm_train_split, p.mlm_eval_split):
-        blocks[split] = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+    blocks = {split: cached_blocks(run, tokenizer, split) for split in (p.mlm_train_split, p.mlm_eval_split)}
+    if p.train_blocks:
+        blocks[p.mlm_train_split] = blocks[p.mlm_train_split].select(range(p.train_blocks))
     blocks[p.mlm_eval_split] = blocks[p.mlm_eval_split].select(range(min(p.eval_blocks, len(blocks[p.mlm_eval_split]))))
     for split, b in blocks.items():
         run.note_data(f"{p.mlm_corpus}/{split}", blocks=len(b), block_size=p.block_size)
@@ -104,27 +120,6 @@ def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset,
 # ----------------------------------------------------------------------------------------------
 # Fine-tuning tasks (notebooks 03-05)
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    dataset: str                 # key of DATASETS
-    text_fields: tuple           # one field, or a sentence pair
-    train_split: str
-    eval_split: str              # GLUE tests are unlabelled: the paper reports GLUE on dev, IMDb on test
-    metric: str                  # the headline metric, as the paper reports it
-    lr: float                    # BERT's fine-tuning grid is {2, 3, 5}e-5; small sets like the upper end
-    batch: int
-    epochs: float
-    max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
-
-
-TASKS = {
-    "cola": Task("cola", "cola", ("sentence",), "train", "validation", "matthews_correlation", 3e-5, 32, 3, 128),
-    "mrpc": Task("mrpc", "mrpc", ("sentence1", "sentence2"), "train", "validation", "f1_acc_mean", 5e-5, 32, 3, 128),
-    "imdb": Task("imdb", "imdb", ("text",), "train", "test", "accuracy", 3e-5, 16, 2, 512),
-}
-
-
 def task_split(run: Run, task: Task, tokenizer, which: str) -> datasets.Dataset:
     """A task's "train" or "eval" split, tokenised and truncated at the task's length (capped by the profile).
     The profile's task_sizes may take a random subset (the same one wherever it is loaded)."""
@@ -132,6 +127,16 @@ def task_split(run: Run, task: Task, tokenizer, which: str) -> datasets.Dataset:
     split, rows = (task.train_split, train_rows) if which == "train" else (task.eval_split, eval_rows)
     max_len = min(task.max_len, run.profile.max_len_cap)
     return encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, max_len)
+
+
+def random_subset(ds: datasets.Dataset, rows: int | None, seed: int) -> datasets.Dataset:
+    """`rows` rows drawn at random (all of them if None or more), shortest first. Random, because a split may be
+    sorted (IMDb's test split is: the first 12,500 reviews are negative), so a subset is balanced in expectation;
+    by length, so batches of similar lengths pad little. Order does not change a score."""
+    if rows and rows < len(ds):
+        ds = ds.shuffle(seed=seed).select(range(rows))
+    lengths = [len(ids) for ids in ds["input_ids"]]
+    return ds.select(sorted(range(len(ds)), key=lengths.__getitem__))
 
 
 def task_data(run: Run, task: Task, tokenizer) -> tuple:

@@ -12,25 +12,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .models import kept_in_place
+
 
 def masked_lm_eval(model, batches: list[dict]) -> dict:
     """Masked-token accuracy and perplexity (exp of mean cross-entropy) over the masked positions.
     Runs on the GPU when there is one; the model goes back where it was, in the mode it was in. The moves happen
     outside inference mode: parameters moved inside it would become inference tensors that can't be trained."""
-    home, training = next(model.parameters()).device, model.training
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.eval().to(device)
     correct = total = 0
     nll = 0.0
-    with torch.inference_mode():
-        for batch in batches:
-            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
-            logits, labels = model(**inputs).logits, batch["labels"].to(device)
-            sel = labels != -100
-            correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
-            nll += F.cross_entropy(logits[sel].float(), labels[sel], reduction="sum").item()
-            total += sel.sum().item()
-    model.to(home).train(training)
+    with kept_in_place(model):
+        model.eval().to(device)
+        with torch.inference_mode():
+            for batch in batches:
+                inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+                logits, labels = model(**inputs).logits, batch["labels"].to(device)
+                sel = labels != -100
+                correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
+                nll += F.cross_entropy(logits[sel].float(), labels[sel], reduction="sum").item()
+                total += sel.sum().item()
     return {"masked_acc": correct / total, "perplexity": math.exp(nll / total), "masked_tokens": total}
 
 
@@ -98,23 +99,25 @@ def mean_retention(per_task: dict) -> float | None:
     return statistics.mean(kept) if kept else None
 
 
-@torch.inference_mode()
 def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmup: int = 3) -> dict[str, float]:
     """Median wall time (ms) of one forward pass at batch 1 on the CPU, per model.
 
-    The models take turns within each repeat, so a slow spell of the machine hits all of them alike.
+    The models take turns within each repeat, so a slow spell of the machine hits all of them alike. Each goes
+    back to its device and mode afterwards.
     """
     ids = torch.randint(min(1000, vocab_size // 2), vocab_size, (1, seq_len), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     times = {name: [] for name in models}
-    for model in models.values():
-        model.eval().cpu()  # a Trainer may have left it on the GPU
-    for i in range(warmup + runs):
-        for name, model in models.items():
-            t0 = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
-            if i >= warmup:
-                times[name].append((time.perf_counter() - t0) * 1000)
+    with kept_in_place(*models.values()):
+        for model in models.values():
+            model.eval().cpu()  # moved outside inference mode (see masked_lm_eval), whatever the caller had
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                for name, model in models.items():
+                    t0 = time.perf_counter()
+                    model(input_ids=ids, attention_mask=mask)
+                    if i >= warmup:
+                        times[name].append((time.perf_counter() - t0) * 1000)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

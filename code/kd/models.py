@@ -1,6 +1,7 @@
 """Teacher and student: where models come from, the teacher with its masked-LM head, and the every-other-layer student."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -15,8 +16,13 @@ from .config import MINILM, SMOKE_DATA, TINY_BERT, Profile
 from .records import artifacts_dir
 
 
-def model_source(model_id: str) -> str:
-    """Where a hub model is read from: $KD_MODEL_ROOT/<id> if present, the PyPI copy of MiniLM, else the hub."""
+def model_source(model_id: str, profile: Profile | None = None) -> str:
+    """Where a model is read from: a random stand-in (RANDOM_MODELS, made once in the profile's artifacts folder),
+    $KD_MODEL_ROOT/<id> if present, the PyPI copy of MiniLM, else the hub."""
+    if model_id in RANDOM_MODELS:
+        if profile is None:
+            raise ValueError(f"{model_id!r} is made per profile: pass the profile.")
+        return random_model(profile, model_id)
     root = os.environ.get("KD_MODEL_ROOT")
     if root and (Path(root) / model_id).is_dir():
         return str(Path(root) / model_id)
@@ -29,16 +35,30 @@ def model_source(model_id: str) -> str:
     return model_id
 
 
-def teacher_source(profile: Profile) -> str:
-    if profile.teacher != "tiny":
-        return model_source(profile.teacher)
-    path = artifacts_dir(profile) / "tiny-teacher-source"
-    if not (path / "config.json").exists():  # a random encoder without masked-LM head, like the cpu teacher
-        tokenizer = AutoTokenizer.from_pretrained(SMOKE_DATA / "tiny_tokenizer")
+BERT_VOCAB = SMOKE_DATA / "bert_base_uncased_tokenizer"  # bert-base-uncased's WordPiece vocabulary (30,522 entries)
+RANDOM_MODELS = {  # id -> (model class, config, tokenizer folder): random weights in real shapes, for the tests
+    "tiny": (BertModel, BertConfig(**TINY_BERT), SMOKE_DATA / "tiny_tokenizer"),  # no masked-LM head, like MiniLM
+    "random-bert-base": (BertForMaskedLM, BertConfig(), BERT_VOCAB),  # bert-base-uncased's shapes and head (t4)
+    "random-distilbert-base": (DistilBertForMaskedLM, DistilBertConfig(), BERT_VOCAB),  # distilbert-base-uncased's
+}
+
+
+def random_model(profile: Profile, model_id: str) -> str:
+    """A randomly initialised stand-in for a pretrained model (seeded), saved once to the artifacts folder."""
+    path = artifacts_dir(profile) / f"{model_id}-source"
+    if not (path / "config.json").exists():
+        kind, config, vocab = RANDOM_MODELS[model_id]
+        tokenizer = AutoTokenizer.from_pretrained(vocab)
+        config.vocab_size = len(tokenizer)
         torch.manual_seed(profile.seed)
-        BertModel(BertConfig(vocab_size=len(tokenizer), **TINY_BERT), add_pooling_layer=False).save_pretrained(path)
+        model = kind(config, add_pooling_layer=False) if kind is BertModel else kind(config)
+        model.save_pretrained(path)
         tokenizer.save_pretrained(path)
     return str(path)
+
+
+def teacher_source(profile: Profile) -> str:
+    return model_source(profile.teacher, profile)
 
 
 def load_teacher(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrainedTokenizerBase", bool]:
@@ -139,3 +159,22 @@ def serialized_mb(model: torch.nn.Module) -> float:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell() / 1e6
+
+
+@contextlib.contextmanager
+def kept_in_place(*models: torch.nn.Module):
+    """Whatever happens inside, each model goes back where it was found: its device, its dtype (when it had one
+    floating dtype; int8 models have several) and the train/eval mode of every submodule. Trainers move models to the
+    GPU and switch modes, and the DistillationTrainer halves its teacher: a helper must leave none of it behind."""
+    homes = []
+    for m in models:
+        floats = {p.dtype for p in m.parameters() if p.is_floating_point()}
+        homes.append((m, next(m.parameters()).device, floats.pop() if len(floats) == 1 else None,
+                      [(sub, sub.training) for sub in m.modules()]))
+    try:
+        yield
+    finally:
+        for m, device, dtype, modes in homes:
+            m.to(device=device, dtype=dtype) if dtype else m.to(device)
+            for sub, training in modes:
+                sub.training = training

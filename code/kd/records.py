@@ -19,13 +19,15 @@ from .config import REPO, Profile
 SCHEMA = 2  # bump when the record layout changes; tests/test_records.py checks the committed records against it
 NOTEBOOKS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
 
-# Every model a notebook saves for a later one: name -> the notebook that makes it. One place to look up who to rerun.
+# Every model a notebook saves for a later one: name -> (the notebook that makes it, its folder in the artifacts
+# folder). One place to look up who to rerun, and where a model lies: the fine-tuned IMDb models stay where
+# kd.finetune saved them (finetune_dir), not copied again to Drive.
 ARTIFACTS = {
-    "teacher-mlm": "01_student_init",        # the teacher with the masked-LM head notebook 01 fitted (cpu, smoke)
-    "student-init": "01_student_init",       # every other teacher layer, before distillation
-    "student-distilled": "02_mlm_distillation",
-    "teacher-imdb": "03_finetune_glue_imdb",  # the IMDb-fine-tuned teacher: notebook 04 distils it
-    "student-imdb": "03_finetune_glue_imdb",  # the IMDb-fine-tuned distilled student: notebook 05 quantizes it
+    "teacher-mlm": ("01_student_init", "teacher-mlm"),  # the teacher with the masked-LM head notebook 01 fitted
+    "student-init": ("01_student_init", "student-init"),  # every other teacher layer, before distillation
+    "student-distilled": ("02_mlm_distillation", "student-distilled"),
+    "teacher-imdb": ("03_finetune_glue_imdb", "finetune/imdb/teacher/seed0/model"),  # notebook 04 distils it
+    "student-imdb": ("03_finetune_glue_imdb", "finetune/imdb/student_distilled/seed0/model"),  # 05 quantizes it
 }
 
 
@@ -55,9 +57,10 @@ def saved_path(profile: Profile, name: str) -> Path:
     """Where an earlier notebook saved the artifact `name` (see ARTIFACTS); an error naming that notebook if absent."""
     if name not in ARTIFACTS:
         raise KeyError(f"Unknown artifact {name!r}; known: {', '.join(ARTIFACTS)}")
-    path = artifacts_dir(profile) / name
+    notebook, folder = ARTIFACTS[name]
+    path = artifacts_dir(profile) / folder
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} not found: run code/{ARTIFACTS[name]}.ipynb first (profile {profile.name!r}).")
+        raise FileNotFoundError(f"{path} not found: run code/{notebook}.ipynb first (profile {profile.name!r}).")
     return path
 
 

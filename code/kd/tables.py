@@ -101,3 +101,13 @@ def typst_inputs(tables: dict[str, dict]) -> dict[str, str]:
     """What the Typst documents read besides the records: the formatted tables and the label map, as JSON."""
     from .labels import ALL
     return {"tables": json.dumps(tables), "labels": json.dumps(ALL), "references": json.dumps(REFERENCES)}
+
+
+def budget_table(rows: dict[str, dict]) -> dict:
+    """kd.budget.estimate's rows: estimated hours and Drive GB per notebook, and the course's Drive footprint."""
+    body = [[nb, f"{r['hours']:.1f}" + ("" if r["gpu"] else " (CPU runtime)"), f"{r['written_gb']:.1f}",
+             f"{r['kept_gb']:.1f}", f"{r['trash_gb']:.1f}"] for nb, r in rows.items() if nb != "course"]
+    course = rows["course"]
+    body.append(["whole course", f"{course['hours']:.1f}", "", f"{course['drive_gb']:.1f} at most on Drive", ""])
+    return {"header": ["notebook", "hours (estimate)", "Drive GB written", "Drive GB kept", "Drive GB in the trash"],
+            "rows": body}
