@@ -98,6 +98,22 @@ def test_keep_last_checkpoint_empties_what_it_deletes(tmp_path, monkeypatch):
     assert sizes and not any(sizes)
 
 
+def test_a_deletion_cut_off_halfway_leaves_no_complete_checkpoint(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoint-5"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"x" * 100)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 5}))
+    assert kd.resume.complete_checkpoints(tmp_path) == [folder]
+
+    def disconnect(path):
+        raise KeyboardInterrupt  # the runtime goes while the folder is deleted
+
+    monkeypatch.setattr(kd.resume.shutil, "rmtree", disconnect)
+    with pytest.raises(KeyboardInterrupt):
+        kd.resume.remove_checkpoint(folder)
+    assert kd.resume.complete_checkpoints(tmp_path) == []  # its emptied weights are never resumed from
+
+
 # --- models go back where they were found
 
 def test_kept_in_place_restores_device_dtype_and_mode():

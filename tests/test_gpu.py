@@ -45,7 +45,7 @@ def test_distillation_step_at_t4_settings(teacher, tmp_path):
     student = kd.build_student(model, kd.student_layer_ids(12, T4.student_layers))
     blocks = datasets.Dataset.from_dict({"input_ids": random_ids(T4.distill_batch * T4.distill_accum * 4,
                                                                  T4.block_size)})
-    steps = 3
+    steps, weights = 3, {k: v.clone() for k, v in model.state_dict().items()}
     seconds, peak = measure(lambda: kd.distill(student, model, tokenizer, blocks, T4, kd.DistillConfig(), tmp_path,
                                                max_steps=steps, minutes=30, final_checkpoint=False))
     tokens = steps * T4.distill_batch * T4.distill_accum * T4.block_size
@@ -53,6 +53,7 @@ def test_distillation_step_at_t4_settings(teacher, tmp_path):
           f"{tokens / seconds:,.0f} tokens/s over {steps} steps (first included), {seconds / steps:.2f} s/step")
     assert peak * 2**30 <= T4_MEMORY
     assert next(model.parameters()).dtype == torch.float32 and next(model.parameters()).device.type == "cpu"
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # fp16 ran, nothing rounded
 
 
 def test_finetuning_step_at_512_tokens(teacher, tmp_path):

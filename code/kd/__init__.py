@@ -10,8 +10,9 @@
     losses     the triple loss and the task-level loss, as pure functions
     resume     the last complete checkpoint, one kept at a time, time budgets, out-of-memory hints
     training   Trainers: head fit, distillation, fine-tuning
-    measure    metrics, masked-LM accuracy, retention, CPU latency
+    measure    task scores, masked-LM accuracy, retention, CPU latency
     students   small BiLSTM / BiGRU / Attention / Transformer students
+    metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
 
 `import kd` is cheap: the torch-free modules load at once, the others on first use of one of their names
 (`kd.distill` imports kd.training), so the report builder never imports torch.
@@ -24,7 +25,7 @@ from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune
                       results_dir, saved_path, versions)
 from . import budget, labels, tables  # noqa: F401
 
-_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students")  # these import torch, transformers, datasets
+_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students", "metrics")  # these import torch, transformers, datasets
 
 
 def __getattr__(name: str):

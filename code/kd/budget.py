@@ -158,8 +158,9 @@ def notebook_02(profile: Profile, m: dict[str, Encoder]) -> Cost:
     cost.save(4 * s.params(True))                     # student-distilled
     rows = 5                                          # the ablation: triple loss, three terms removed, random init
     cost.gpu(rows * profile.ablation_steps * per_step)
-    cost.checkpoints(profile.ablation_steps * per_step / (T4_FP16_FLOPS * T4_UTILISATION), profile, s.params(True),
-                     final=False)
+    for _ in range(rows):  # a row longer than checkpoint_minutes writes checkpoints, removed when it is done
+        cost.checkpoints(profile.ablation_steps * per_step / (T4_FP16_FLOPS * T4_UTILISATION), profile,
+                         s.params(True), final=False)
     cost.gpu(profile.eval_blocks * L * (t.forward_flops(L, True) + (2 + rows) * s.forward_flops(L, True)))
     cost.seconds += (rows + 1) * RUN_OVERHEAD_S
     return cost

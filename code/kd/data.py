@@ -1,7 +1,10 @@
 """Data: the hub by default, or a local folder laid out like the hub; masked-LM blocks; the fine-tuning tasks."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 from pathlib import Path
 
 import datasets
@@ -90,18 +93,28 @@ def fixed_masked_batches(blocks: datasets.Dataset, tokenizer, batch_size: int, s
 
 def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
     """mlm_blocks of one split, tokenised once and cached in the artifacts folder (on Colab: Drive, so a new runtime
-    skips WikiText-103's minutes of tokenising), 2 bytes a token where the vocabulary allows."""
+    skips WikiText-103's minutes of tokenising), 2 bytes a token where the vocabulary allows. The cache is named by
+    corpus, split, block size, and a digest of the data source and the vocabulary; it is written to a temporary folder
+    and renamed when complete, so a save cut off by a disconnect, or a second process (torchrun), leaves no half."""
     p = run.profile
+    source = data_source(p, p.mlm_corpus)
+    digest = hashlib.sha1(json.dumps([source, sorted(tokenizer.get_vocab().items())]).encode()).hexdigest()[:12]
     name = "-".join(str(part).replace("/", "_") for part in DATASETS[p.mlm_corpus])
-    folder = records.artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-v{len(tokenizer)}"
-    if (folder / "dataset_info.json").exists():
-        run.data[f"{p.mlm_corpus}/{split}"] = {"source": data_source(p, p.mlm_corpus), "cached_blocks": str(folder)}
-        return datasets.load_from_disk(str(folder))
-    blocks = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
-    if len(tokenizer) <= 1 << 16:
-        blocks = blocks.cast_column("input_ids", datasets.Sequence(datasets.Value("uint16")))
-    blocks.save_to_disk(str(folder))
-    return blocks
+    folder = records.artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-{digest}"
+    if not folder.exists():
+        blocks = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+        if len(tokenizer) <= 1 << 16:
+            blocks = blocks.cast_column("input_ids", datasets.Sequence(datasets.Value("uint16")))
+        partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+        blocks.save_to_disk(str(partial))
+        (partial / "kd_source.json").write_text(json.dumps(run.data[f"{p.mlm_corpus}/{split}"]))  # source, rows
+        try:
+            partial.rename(folder)
+        except OSError:  # another process finished first: its copy is the same
+            shutil.rmtree(partial)
+    run.note_data(f"{p.mlm_corpus}/{split}", **json.loads((folder / "kd_source.json").read_text()),
+                  cached_blocks=str(folder))
+    return datasets.load_from_disk(str(folder))
 
 
 def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from .config import PROFILES, DistillConfig, get_profile
@@ -63,10 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(profile.seed)  # the same data order, masking and initialisation on every process
     run = Run(profile, "02_mlm_distillation", folder=args.out,
               seeds={"torch": profile.seed, "trainer": profile.seed, "eval_masking": profile.seed})
+    if torch.cuda.is_available():  # this process's GPU (torchrun and accelerate set LOCAL_RANK), not GPU 0 for all
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    main_process = int(os.environ.get("RANK", 0)) == 0
     teacher, tokenizer = load_trained_teacher(profile)
     student = build_student(teacher, student_layer_ids(teacher.config.num_hidden_layers, profile.student_layers))
     train_blocks, _, eval_batches = mlm_corpus(run, tokenizer)
-    before = masked_lm_eval(student, eval_batches)
+    before = masked_lm_eval(student, eval_batches) if main_process else None  # process 0 reports
     trainer = distill(student, teacher, tokenizer, train_blocks, profile, cfg, args.out / "checkpoints",
                       max_steps=profile.distill_steps, minutes=profile.distill_minutes)
     if not trainer.is_world_process_zero():

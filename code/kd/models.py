@@ -163,9 +163,9 @@ def serialized_mb(model: torch.nn.Module) -> float:
 
 @contextlib.contextmanager
 def kept_in_place(*models: torch.nn.Module):
-    """Whatever happens inside, each model goes back where it was found: its device, its dtype (when it had one
-    floating dtype; int8 models have several) and the train/eval mode of every submodule. Trainers move models to the
-    GPU and switch modes, and the DistillationTrainer halves its teacher: a helper must leave none of it behind."""
+    """Whatever happens inside, each model goes back where it was found: its device, its dtype (when its parameters
+    share one floating dtype; a mixed model keeps its dtypes) and the train/eval mode of every submodule. Trainers move models to the
+    GPU and switch their modes: a helper must leave neither behind. Enter it before a Trainer is built."""
     homes = []
     for m in models:
         floats = {p.dtype for p in m.parameters() if p.is_floating_point()}

@@ -77,10 +77,11 @@ def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
 
 
 def versions() -> dict:
-    import datasets, evaluate, torch, transformers  # noqa: E401  (only a run that trains needs them)
+    import torch  # only a run that trains needs it
+    from importlib.metadata import version  # the others' versions without importing them (evaluate takes seconds)
 
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "evaluate": evaluate.__version__, "platform": platform.platform(),
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": version("transformers"),
+            "datasets": version("datasets"), "evaluate": version("evaluate"), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 

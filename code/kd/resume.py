@@ -28,6 +28,9 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
 def remove_checkpoint(folder: Path) -> None:
     """Delete a checkpoint folder, emptying each file first: Google Drive moves deleted files to its trash, which
     counts against the free 15 GB for 30 days, but an emptied file there weighs nothing (transformers issue 14922)."""
+    state = Path(folder) / "trainer_state.json"  # emptied first: a deletion cut off halfway leaves a checkpoint
+    if state.exists():                               # that complete_checkpoints no longer takes for complete
+        state.open("w").close()
     for f in Path(folder).rglob("*"):
         if f.is_file():
             f.open("w").close()

@@ -50,9 +50,10 @@ def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dat
     args = training_args(profile, output_dir, max_steps=profile.head_fit_steps, learning_rate=profile.head_fit_lr,
                          per_device_train_batch_size=profile.head_fit_batch, lr_scheduler_type="linear",
                          warmup_steps=max(1, profile.head_fit_steps // 10), weight_decay=0.0)
-    trainer = Trainer(model=teacher, args=args, train_dataset=train_blocks, data_collator=mlm_collator(tokenizer))
     try:
-        with kept_in_place(teacher):
+        with kept_in_place(teacher):  # entered before the Trainer moves the teacher to its device
+            trainer = Trainer(model=teacher, args=args, train_dataset=train_blocks,
+                              data_collator=mlm_collator(tokenizer))
             trainer.train()
     finally:  # even an interrupted fit leaves the teacher as it found it: dropout rates, trainable, device, mode
         for m, rate in zip(dropouts, rates):
@@ -68,15 +69,15 @@ class DistillationTrainer(Trainer):
     def __init__(self, *args, teacher, distill: DistillConfig, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device)
-        if self.args.fp16:
-            self.teacher.half()  # inference only: half precision is safe and twice as fast on a T4
         self.distill = distill
         self._term_sums, self._term_batches = {}, 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         out_s = model(**inputs, output_hidden_states=True)
-        with torch.no_grad():
+        # the teacher's weights stay fp32 (halving them in place would round them for good); on a GPU its
+        # forward runs in fp16 under autocast, as the Trainer runs the student's
+        with torch.no_grad(), torch.autocast(self.args.device.type, torch.float16, enabled=self.args.fp16):
             out_t = self.teacher(**inputs, output_hidden_states=True)
         terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill)
         for k, v in terms.items():
@@ -96,8 +97,8 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
             output_dir: Path, max_steps: int, minutes: float, final_checkpoint: bool = True) -> DistillationTrainer:
     """Distil `teacher` into `student` for max_steps (or `minutes`), resuming from the last complete checkpoint in
     output_dir. One checkpoint is kept (model and optimiser, every checkpoint_minutes); final_checkpoint=False skips
-    the one at the end, for short runs whose result is stored elsewhere (the ablation). Both models go back where
-    they came from: the trainer runs the teacher on its device, in fp16 on a GPU, and it must be scored in fp32 after."""
+    the one at the end, for short runs whose result is stored elsewhere (the ablation), and removes their checkpoints
+    once done. Both models go back where they came from (the trainer runs them on its device)."""
     args = training_args(profile, output_dir, max_steps=max_steps, per_device_train_batch_size=profile.distill_batch,
                          gradient_accumulation_steps=profile.distill_accum, learning_rate=profile.distill_lr,
                          warmup_steps=min(profile.warmup_steps, max_steps // 10 + 1), lr_scheduler_type="linear",
@@ -112,10 +113,20 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
                                       data_collator=mlm_collator(tokenizer), callbacks=[budget, KeepLastCheckpoint()])
         with explain_oom(args, hint, output_dir):
             start_step = train_resumable(trainer, output_dir)
+    if not final_checkpoint:  # finished: a periodic checkpoint of a long run is of no more use
+        for checkpoint in Path(output_dir).glob("checkpoint-*"):
+            remove_checkpoint(checkpoint)
     trainer.stopped_early = budget.stopped_early
     trainer.session_seconds = time.time() - started  # this session only: a resumed run counts from its checkpoint
     trainer.session_steps = trainer.state.global_step - start_step
     return trainer
+
+
+def session_tokens_per_second(trainer: DistillationTrainer, block_size: int) -> float:
+    """Tokens per second of this session's distillation steps, all processes together."""
+    args = trainer.args
+    blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return trainer.session_steps * blocks_per_step * block_size / max(trainer.session_seconds, 1e-9)
 
 
 def distillation_metrics(trainer: DistillationTrainer, heldout: dict, cfg: DistillConfig, block_size: int) -> dict:
@@ -131,8 +142,7 @@ def distillation_metrics(trainer: DistillationTrainer, heldout: dict, cfg: Disti
             "loss_curves": curves, "distill_config": asdict(cfg), "steps": steps,
             "processes": args.world_size, "blocks_per_step": blocks_per_step,
             "tokens_seen": steps * blocks_per_step * block_size, "stopped_by_time_budget": trainer.stopped_early,
-            "session_tokens_per_second": trainer.session_steps * blocks_per_step * block_size
-            / max(trainer.session_seconds, 1e-9)}
+            "session_tokens_per_second": session_tokens_per_second(trainer, block_size)}
 
 
 def loss_history(log_history: list[dict]) -> dict[str, list]:
@@ -182,11 +192,12 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
     args = training_args(profile, output_dir, **{**settings, **overrides})
     kind, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
     checkpoints = [TimeBudget(float("inf"), profile.checkpoint_minutes, save_at_end=False), KeepLastCheckpoint()]
-    trainer = kind(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra, callbacks=checkpoints,
-                   data_collator=transformers.DataCollatorWithPadding(tokenizer), compute_metrics=compute_task_metrics)
     hint = (f"kd.finetune(..., per_device_train_batch_size={args.per_device_train_batch_size // 2}, "
             f"gradient_accumulation_steps={2 * args.gradient_accumulation_steps})")
-    with kept_in_place(model), explain_oom(args, hint, output_dir):
+    with kept_in_place(model), explain_oom(args, hint, output_dir):  # entered before the Trainer moves the model
+        trainer = kind(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra,
+                       callbacks=checkpoints, data_collator=transformers.DataCollatorWithPadding(tokenizer),
+                       compute_metrics=compute_task_metrics)
         train_resumable(trainer, output_dir)
         scores = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()
                   if k.removeprefix("eval_") in ("accuracy", "f1", "matthews_correlation", "f1_acc_mean")}
@@ -204,6 +215,6 @@ def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile
     cpu: stay on the CPU in fp32 even with a GPU (int8-quantized models run only there)."""
     on_cpu = dict(use_cpu=True, fp16=False) if cpu else {}
     args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64, **on_cpu)
-    trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
-    with kept_in_place(model):
+    with kept_in_place(model):  # entered before the Trainer moves the model to its device
+        trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
         return trainer.predict(dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])).predictions
