@@ -22,7 +22,6 @@ import typst
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "code"))
 import kd  # noqa: E402  (torch-free: config, records, labels and tables load at once, the models never)
-from kd import budget  # noqa: E402,F401  (torch-free too)
 
 DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
 README, README_PROFILE = REPO / "README.md", "cpu"

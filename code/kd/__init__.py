@@ -25,7 +25,8 @@ from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune
                       results_dir, saved_path, versions)
 from . import budget, labels, tables  # noqa: F401
 
-_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students", "metrics")  # these import torch, transformers, datasets
+_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students",
+         "metrics")  # these import torch, transformers, datasets (metrics: evaluate)
 
 
 def __getattr__(name: str):

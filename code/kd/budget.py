@@ -3,7 +3,7 @@
 Time is the FLOPs of every forward and backward pass the notebook runs, at a stated share of the T4's fp16 peak,
 plus fixed costs (set-up, downloads, tokenising, saving). Drive is every byte the notebook writes there: what it
 keeps, what it deletes (deleted files sit in Drive's trash for 30 days and count against the 15 GB quota, unless
-they were emptied first, as kd.training.remove_checkpoint does), and the largest checkpoint held twice for a
+they were emptied first, as kd.resume.remove_checkpoint does), and the largest checkpoint held twice for a
 moment while the next one replaces it. The measured inputs (lengths, CPU speed) say where they were measured.
 Nothing here imports torch.
 """
@@ -16,6 +16,7 @@ from .config import MINILM, TASKS, Profile
 
 T4_FP16_FLOPS = 65e12      # the T4's fp16 tensor-core peak
 T4_UTILISATION = 0.2       # share of that peak the Trainer reaches on BERT-sized fp16 work (estimate)
+T4_FLOPS = T4_FP16_FLOPS * T4_UTILISATION  # what the estimates run at
 CPU_FLOPS = 60e9           # fp32 on 2 cores: bert-base forward, 256 tokens, measured on this project's 2-core
                            # machine (0.9 s); Colab's CPU runtime has 2 cores too (estimate)
 DRIVE_BYTES_PER_S = 40e6   # writing to mounted Drive (estimate)
@@ -84,7 +85,7 @@ class Cost:
     transient: float = 0.0
 
     def gpu(self, flops: float) -> None:
-        self.seconds += flops / (T4_FP16_FLOPS * T4_UTILISATION)
+        self.seconds += flops / T4_FLOPS
 
     def save(self, nbytes: float, keep: bool = True, emptied: bool = True) -> None:
         self.written += nbytes
@@ -115,11 +116,15 @@ def encoders(profile: Profile) -> dict[str, Encoder]:
     return found
 
 
+def _at_most(asked: int | None, dataset: str, split: str) -> int:
+    """Rows a profile asks of a split (None: all), never more than the split has."""
+    return min(asked or ROWS[dataset, split], ROWS[dataset, split])
+
+
 def _rows(profile: Profile, task: str, which: str) -> int:
     split = {"train": "train", "eval": "test" if task == "imdb" else "validation"}[which]
     train_rows, eval_rows, _ = profile.task_sizes.get(task, (None, None, None))
-    asked = train_rows if which == "train" else eval_rows
-    return min(asked or ROWS[task, split], ROWS[task, split])
+    return _at_most(train_rows if which == "train" else eval_rows, task, split)
 
 
 def _corpus(profile: Profile, cost: Cost, first: bool) -> None:
@@ -152,15 +157,14 @@ def notebook_02(profile: Profile, m: dict[str, Encoder]) -> Cost:
     s, t, L = m["student"], m["teacher"], profile.block_size
     per_token = s.train_flops(L, True) + t.forward_flops(L, True)
     per_step = profile.distill_batch * profile.distill_accum * L * per_token
-    main = min(profile.distill_steps * per_step / (T4_FP16_FLOPS * T4_UTILISATION), 60 * profile.distill_minutes)
+    main = min(profile.distill_steps * per_step / T4_FLOPS, 60 * profile.distill_minutes)
     cost.seconds += main
     cost.checkpoints(main, profile, s.params(True), final=True)
     cost.save(4 * s.params(True))                     # student-distilled
     rows = 5                                          # the ablation: triple loss, three terms removed, random init
     cost.gpu(rows * profile.ablation_steps * per_step)
     for _ in range(rows):  # a row longer than checkpoint_minutes writes checkpoints, removed when it is done
-        cost.checkpoints(profile.ablation_steps * per_step / (T4_FP16_FLOPS * T4_UTILISATION), profile,
-                         s.params(True), final=False)
+        cost.checkpoints(profile.ablation_steps * per_step / T4_FLOPS, profile, s.params(True), final=False)
     cost.gpu(profile.eval_blocks * L * (t.forward_flops(L, True) + (2 + rows) * s.forward_flops(L, True)))
     cost.seconds += (rows + 1) * RUN_OVERHEAD_S
     return cost
@@ -200,13 +204,12 @@ def notebook_03(profile: Profile, m: dict[str, Encoder]) -> Cost:
 def notebook_04(profile: Profile, m: dict[str, Encoder]) -> Cost:
     cost = Cost(seconds=SETUP_S + LOAD_MODEL_S)
     L = profile.classic_max_len
-    reviews = sum(min(asked or ROWS["imdb", split], ROWS["imdb", split]) for split, asked in (
+    reviews = sum(_at_most(asked, "imdb", split) for split, asked in (
         ("train", profile.classic_train_rows), ("unsupervised", profile.classic_transfer_rows),
         ("test", profile.classic_eval_rows)))
     cost.gpu(reviews * L * m["teacher"].forward_flops(L))  # the teacher's soft targets, once
     runs = 16                                              # 8 students, each alone and distilled
     cost.seconds += runs * (profile.classic_steps * SMALL_STEP_S + RUN_OVERHEAD_S)
-    cost.checkpoints(profile.classic_steps * SMALL_STEP_S, profile, 0, final=False)
     timed = [m["teacher"], m["student"], m["student"]]     # teacher, student fp32 and int8 (small students: ~free)
     cost.seconds += (profile.latency_runs + 3) * sum(e.forward_flops(profile.latency_seq_len)
                                                      * profile.latency_seq_len for e in timed) / CPU_FLOPS
@@ -217,7 +220,8 @@ def notebook_05(profile: Profile, m: dict[str, Encoder]) -> Cost:
     """On a CPU runtime (the int8 student runs only on CPUs): the int8 check, fp32 and int8, sorted by length."""
     cost = Cost(seconds=SETUP_S + 3 * LOAD_MODEL_S)
     length = min(TASKS["imdb"].max_len, profile.max_len_cap)
-    rows = min(profile.int8_eval_rows or _rows(profile, "imdb", "eval"), _rows(profile, "imdb", "eval"))
+    scored = _rows(profile, "imdb", "eval")  # notebook 03's test reviews
+    rows = min(profile.int8_eval_rows or scored, scored)
     mean = LENGTHS["imdb", length][0]
     cost.seconds += 2 * rows * mean * m["student"].forward_flops(mean) / CPU_FLOPS
     return cost

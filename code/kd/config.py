@@ -116,7 +116,7 @@ PROFILES = {
         task_sizes={}, max_len_cap=512, finetune_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
         classic_dim=256, classic_steps=6000, int8_eval_rows=1000,
-        released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: ~5 min
+        released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,

@@ -12,8 +12,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from .config import TASKS, Profile, Task  # noqa: F401  (kd.data.TASKS as before)
-from . import records
-from .records import Run
+from .records import Run, artifacts_dir
 
 DATASETS = {  # short name: (hub repo id, config)
     "cola": ("nyu-mll/glue", "cola"),
@@ -100,7 +99,7 @@ def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
     source = data_source(p, p.mlm_corpus)
     digest = hashlib.sha1(json.dumps([source, sorted(tokenizer.get_vocab().items())]).encode()).hexdigest()[:12]
     name = "-".join(str(part).replace("/", "_") for part in DATASETS[p.mlm_corpus])
-    folder = records.artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-{digest}"
+    folder = artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-{digest}"
     if not folder.exists():
         blocks = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
         if len(tokenizer) <= 1 << 16:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 from pathlib import Path
@@ -49,6 +50,7 @@ def random_model(profile: Profile, model_id: str) -> str:
     if not (path / "config.json").exists():
         kind, config, vocab = RANDOM_MODELS[model_id]
         tokenizer = AutoTokenizer.from_pretrained(vocab)
+        config = copy.deepcopy(config)  # the registry's config stays as it is
         config.vocab_size = len(tokenizer)
         torch.manual_seed(profile.seed)
         model = kind(config, add_pooling_layer=False) if kind is BertModel else kind(config)
@@ -163,9 +165,10 @@ def serialized_mb(model: torch.nn.Module) -> float:
 
 @contextlib.contextmanager
 def kept_in_place(*models: torch.nn.Module):
-    """Whatever happens inside, each model goes back where it was found: its device, its dtype (when its parameters
-    share one floating dtype; a mixed model keeps its dtypes) and the train/eval mode of every submodule. Trainers move models to the
-    GPU and switch their modes: a helper must leave neither behind. Enter it before a Trainer is built."""
+    """Whatever happens inside, each model goes back where it was found: its device, its dtype (when its
+    parameters share one floating dtype; a mixed model keeps its dtypes) and the train/eval mode of every submodule.
+    Trainers move models to the GPU and switch their modes: a helper must leave neither behind. Enter it before a
+    Trainer is built."""
     homes = []
     for m in models:
         floats = {p.dtype for p in m.parameters() if p.is_floating_point()}

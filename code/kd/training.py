@@ -108,7 +108,7 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     started = time.time()
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
             f"distill_accum={profile.distill_accum * 2})")
-    with kept_in_place(student, teacher):  # entered before the trainer moves and halves the teacher
+    with kept_in_place(student, teacher):  # entered before the trainer moves them to its device
         trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, teacher=teacher, distill=cfg,
                                       data_collator=mlm_collator(tokenizer), callbacks=[budget, KeepLastCheckpoint()])
         with explain_oom(args, hint, output_dir):
@@ -122,26 +122,28 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     return trainer
 
 
+def blocks_per_step(args: TrainingArguments) -> int:
+    """The effective batch: blocks per process per forward pass x accumulation x processes."""
+    return args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+
 def session_tokens_per_second(trainer: DistillationTrainer, block_size: int) -> float:
     """Tokens per second of this session's distillation steps, all processes together."""
-    args = trainer.args
-    blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-    return trainer.session_steps * blocks_per_step * block_size / max(trainer.session_seconds, 1e-9)
+    return trainer.session_steps * blocks_per_step(trainer.args) * block_size / max(trainer.session_seconds, 1e-9)
 
 
 def distillation_metrics(trainer: DistillationTrainer, heldout: dict, cfg: DistillConfig, block_size: int) -> dict:
     """The record of a masked-LM distillation (notebook 02 and `python -m kd.distill_mlm` write the same keys).
     heldout: model id -> kd.masked_lm_eval result. Effective batch = batch x accumulation x processes."""
-    args, steps = trainer.args, trainer.state.global_step
-    blocks_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    steps, blocks = trainer.state.global_step, blocks_per_step(trainer.args)
     curves = loss_history(trainer.state.log_history)
     return {"masked_acc": {k: v["masked_acc"] for k, v in heldout.items()},
             "perplexity": {k: v["perplexity"] for k, v in heldout.items()},
             "eval_masked_tokens": next(iter(heldout.values()))["masked_tokens"],
             "final_loss_terms": {k: v[-1] for k, v in curves.items() if k != "step" and v},
             "loss_curves": curves, "distill_config": asdict(cfg), "steps": steps,
-            "processes": args.world_size, "blocks_per_step": blocks_per_step,
-            "tokens_seen": steps * blocks_per_step * block_size, "stopped_by_time_budget": trainer.stopped_early,
+            "processes": trainer.args.world_size, "blocks_per_step": blocks,
+            "tokens_seen": steps * blocks * block_size, "stopped_by_time_budget": trainer.stopped_early,
             "session_tokens_per_second": session_tokens_per_second(trainer, block_size)}
 
 
