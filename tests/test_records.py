@@ -86,10 +86,13 @@ def test_no_markdown_in_records(path):
 
 def check_01(m):
     for key, kind in [("teacher", str), ("teacher_source", str), ("teacher_layers", int), ("student_layers", list),
-                      ("head_fitted", bool), ("head", dict), ("eval_masked_tokens", int)]:
+                      ("head_fitted", bool), ("teacher_masked_acc", dict), ("teacher_training", dict),
+                      ("eval_masked_tokens", int)]:
         assert isinstance(m[key], kind), key
     assert all(isinstance(i, int) and 0 <= i < m["teacher_layers"] for i in m["student_layers"])
-    assert fraction(m["head"]["masked_acc_before"]) and fraction(m["student_init_masked_acc"])
+    stages = {"random_head", "frozen_encoder", "adapted"} if m["head_fitted"] else {"random_head"}
+    assert set(m["teacher_masked_acc"]) == set(m["teacher_perplexity"]) == stages
+    assert all(fraction(v) for v in m["teacher_masked_acc"].values()) and fraction(m["student_init_masked_acc"])
     assert number(m["student_init_perplexity"]) and number(m["all_layers_max_abs_diff"])
     for key in ("params", "params_with_mlm_head"):
         assert set(m[key]) == {"teacher", "student_init"} and all(isinstance(v, int) for v in m[key].values())
@@ -108,9 +111,12 @@ def check_02(m):
         assert isinstance(m[key], int), key
     assert isinstance(m["stopped_by_time_budget"], bool)
     ablation = m["ablation"]
-    assert isinstance(ablation["steps"], int)
+    assert isinstance(ablation["steps"], int) and all(isinstance(s, int) for s in ablation["seeds"])
     assert set(ablation["masked_acc"]) <= set(ABLATIONS) and "triple" in ablation["masked_acc"]
-    assert all(fraction(v) for v in ablation["masked_acc"].values())
+    for row in ablation["masked_acc"].values():
+        assert row["seeds"] == ablation["seeds"] and len(row["runs"]) == len(row["seeds"])
+        assert all(fraction(v) for v in row["runs"]) and min(row["runs"]) <= row["mean"] <= max(row["runs"])
+        assert number(row["std"]) and row["std"] >= 0
 
 
 def check_03(m):

@@ -175,6 +175,33 @@ def test_fit_mlm_head_trains_only_the_head(mlm_data, tmp_path):
     assert ppl_after < 0.9 * ppl_before, (ppl_before, ppl_after)  # held-out masked-LM loss falls (1500 -> 1250)
 
 
+def test_fit_mlm_head_whole_trains_every_weight(mlm_data, tmp_path):
+    source, tokenizer, train, held_out = mlm_data
+    torch.manual_seed(0)
+    teacher, _, _ = kd.load_teacher(source)
+    before = weights(teacher)
+    profile = dataclasses.replace(SMOKE, teacher_adapt_steps=3, teacher_adapt_lr=1e-3, head_fit_batch=8)
+    log = kd.fit_mlm_head(teacher, tokenizer, train, profile, tmp_path, whole=True)
+    after = weights(teacher)
+    assert [k for k in before if k.startswith("bert.encoder.") and torch.equal(before[k], after[k])] == []
+    assert max(r["step"] for r in log if "loss" in r) == 3 and not teacher.training
+
+
+@pytest.mark.parametrize("kind", ["teacher", "student"])
+def test_masked_lm_logits_are_the_models_logits_at_the_picked_positions(kind):
+    torch.manual_seed(0)
+    teacher = kd.transformers.BertForMaskedLM(kd.BertConfig(vocab_size=300, **kd.TINY_BERT)).eval()
+    model = teacher if kind == "teacher" else kd.build_student(teacher, [0, 3]).eval()
+    ids = torch.randint(5, 300, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[0, 12:] = 0
+    picked = (torch.rand(ids.shape) < 0.3) & mask.bool()
+    with torch.no_grad():
+        full, only = model(input_ids=ids, attention_mask=mask).logits, kd.masked_lm_logits(model, ids, mask, picked)
+    assert only.shape == (int(picked.sum()), 300)
+    torch.testing.assert_close(only, full[picked])
+
+
 # --- masked_lm_eval
 
 class FixedLogits(torch.nn.Module):

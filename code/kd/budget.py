@@ -145,6 +145,8 @@ def notebook_01(profile: Profile, m: dict[str, Encoder]) -> Cost:
                             + m["student"].forward_flops(profile.block_size, True)))
     head_tokens = profile.head_fit_steps * profile.head_fit_batch * profile.block_size
     cost.gpu(head_tokens * m["teacher"].forward_flops(profile.block_size, True))  # frozen encoder: no backward
+    adapt_tokens = profile.teacher_adapt_steps * profile.head_fit_batch * profile.block_size
+    cost.gpu(adapt_tokens * m["teacher"].train_flops(profile.block_size, True))  # then every weight
     if profile.head_fit_steps:
         cost.save(4 * m["teacher"].params(True))     # teacher-mlm
     cost.save(4 * m["student"].params(True))         # student-init
@@ -162,7 +164,7 @@ def notebook_02(profile: Profile, m: dict[str, Encoder]) -> Cost:
     cost.checkpoints(main, profile, s.params(True), final=True)
     cost.save(4 * s.params(True))                     # student-distilled
     rows = 5                                          # the ablation: triple loss, three terms removed, random init
-    cost.gpu(rows * profile.ablation_steps * per_step)
+    cost.gpu(rows * profile.ablation_seeds * profile.ablation_steps * per_step)
     for _ in range(rows):  # a row longer than checkpoint_minutes writes checkpoints, removed when it is done
         cost.checkpoints(profile.ablation_steps * per_step / T4_FLOPS, profile, s.params(True), final=False)
     cost.gpu(profile.eval_blocks * L * (t.forward_flops(L, True) + (2 + rows) * s.forward_flops(L, True)))
@@ -191,9 +193,8 @@ def notebook_03(profile: Profile, m: dict[str, Encoder]) -> Cost:
               "student_task_kd": m["student"], **({"released": m["released"]} if "released" in m else {})}
     for task in ("cola", "mrpc", "imdb"):
         epochs = profile.task_sizes.get(task, (None, None, TASKS[task].epochs))[2]
-        seeds = profile.imdb_seeds if task == "imdb" else profile.finetune_seeds
         for name, model in models.items():
-            for seed in range(seeds):
+            for seed in profile.seeds(task, name):
                 run = _finetune(profile, cost, model, task, epochs, extra_forward=name == "teacher" and seed == 0)
                 cost.checkpoints(run, profile, model.params(), final=False)
         cost.save(4 * m["teacher"].params())          # the seed-0 teacher, kept for task KD (and notebook 04)

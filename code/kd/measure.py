@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import kept_in_place
+from .models import kept_in_place, masked_lm_logits
 
 
 def masked_lm_eval(model, batches: list[dict]) -> dict:
@@ -25,10 +25,11 @@ def masked_lm_eval(model, batches: list[dict]) -> dict:
         with torch.inference_mode():
             for batch in batches:
                 inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
-                logits, labels = model(**inputs).logits, batch["labels"].to(device)
+                labels = batch["labels"].to(device)
                 sel = labels != -100
-                correct += (logits[sel].argmax(-1) == labels[sel]).sum().item()
-                nll += F.cross_entropy(logits[sel].float(), labels[sel], reduction="sum").item()
+                logits = masked_lm_logits(model, **inputs, picked=sel)  # (masked tokens, vocab)
+                correct += (logits.argmax(-1) == labels[sel]).sum().item()
+                nll += F.cross_entropy(logits.float(), labels[sel], reduction="sum").item()
                 total += sel.sum().item()
     return {"masked_acc": correct / total, "perplexity": math.exp(nll / total), "masked_tokens": total}
 
@@ -60,6 +61,13 @@ def seed_summary(runs: list[dict], metric: str, seeds: list[int]) -> dict:
     prints them (it reports the median of 5 seeds)."""
     values = [100 * r[metric] for r in runs]
     return {"seeds": seeds, "runs": runs, "median": statistics.median(values), "range": [min(values), max(values)]}
+
+
+def mean_spread(values: list[float], seeds: list[int]) -> dict:
+    """Runs of one setting over seeds: each value, their mean, and their spread (sample standard deviation; 0 for
+    a single run) and range."""
+    return {"seeds": seeds, "runs": values, "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "range": [min(values), max(values)]}
 
 
 def mean_retention(per_task: dict) -> float | None:

@@ -146,6 +146,22 @@ def build_student(teacher: BertForMaskedLM, layers: list[int]) -> DistilBertForM
     return student.eval()
 
 
+def masked_lm_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     picked: torch.Tensor) -> torch.Tensor:
+    """Masked-LM logits (picked tokens, vocab) of a BERT or DistilBERT masked LM at the picked positions only.
+
+    input_ids, attention_mask, picked: (batch, seq), picked bool. The vocabulary projection is the largest matrix of
+    a small model (30,522 x 384 in MiniLM, six of its layers' worth per token): a masked-LM loss needs it at the
+    ~15% masked positions only, so the rest never go through it."""
+    if not isinstance(model, (BertForMaskedLM, DistilBertForMaskedLM)):  # any other model: all logits, then pick
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits[picked]
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0][picked]  # (picked, dim)
+    if isinstance(model, BertForMaskedLM):
+        return model.cls(hidden)
+    hidden = model.vocab_layer_norm(model.activation(model.vocab_transform(hidden)))  # DistilBertForMaskedLM's head
+    return model.vocab_projector(hidden)
+
+
 def fill_mask(model, tokenizer, sentences: list[str], k: int = 3) -> list[list[str]]:
     """The k most likely tokens for the [MASK] in each sentence, through the library's fill-mask pipeline."""
     pipe = transformers.pipeline("fill-mask", model=model, tokenizer=tokenizer, device=model.device, top_k=k)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import REPO, Profile
 
-SCHEMA = 2  # bump when the record layout changes; tests/test_records.py checks the committed records against it
+SCHEMA = 3  # bump when the record layout changes; tests/test_records.py checks the committed records against it
 NOTEBOOKS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
 
 # Every model a notebook saves for a later one: name -> (the notebook that makes it, its folder in the artifacts
@@ -76,6 +76,14 @@ def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
     return artifacts_dir(profile) / "finetune" / task / model / f"seed{seed}"
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 autocast speeds training up; on
+    other CPUs it is emulated and several times slower, so they stay in fp32."""
+    import torch
+
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def versions() -> dict:
     import torch  # only a run that trains needs it
     from importlib.metadata import version  # the others' versions without importing them (evaluate takes seconds)
@@ -83,7 +91,7 @@ def versions() -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": version("transformers"),
             "datasets": version("datasets"), "evaluate": version("evaluate"), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "cpu_bf16": cpu_bf16()}
 
 
 @dataclass

@@ -18,42 +18,60 @@ from .config import DistillConfig, Profile, TaskKDConfig
 from .data import Task, mlm_collator
 from .losses import classic_kd_loss, distillation_terms, weighted_loss
 from .measure import compute_task_metrics
-from .models import kept_in_place
-from .records import artifacts_dir
+from .models import kept_in_place, masked_lm_logits
+from .records import artifacts_dir, cpu_bf16
 from .resume import KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, train_resumable
 
 
 def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingArguments:
     """TrainingArguments shared by every Trainer of the course; each notebook overrides what it teaches."""
-    args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=profile.fp16 and torch.cuda.is_available(),
+    gpu = torch.cuda.is_available()
+    args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=profile.fp16 and gpu,
+                bf16=not gpu and profile.cpu_bf16 and cpu_bf16(),  # ~1.4x a CPU step where bf16 is native
                 report_to="none", logging_steps=profile.logging_steps, save_strategy="no",
                 optim="adamw_torch_fused",  # one kernel for all weights: the optimiser step ~5x faster on a CPU
-                dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+                dataloader_num_workers=0, use_cpu=not gpu)
     args.update(overrides)
     return TrainingArguments(**args)
 
 
-def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dataset, profile: Profile,
-                 output_dir: Path) -> list[dict]:
-    """Train only the masked-LM head (transform + output bias; decoder tied to the frozen word embeddings).
+class MaskedLMTrainer(Trainer):
+    """The library's masked-LM training, with the vocabulary projection run on the masked positions only
+    (kd.masked_lm_logits): the same loss as the model's own, at about half the cost of a small model's step."""
 
-    The encoder is frozen *and* deterministic (its dropout off), so the head learns to read exactly the
-    features it will see at inference.
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs["labels"]
+        picked = labels != -100
+        logits = masked_lm_logits(model, inputs["input_ids"], inputs["attention_mask"], picked)
+        loss = F.cross_entropy(logits.float(), labels[picked])
+        return (loss, logits) if return_outputs else loss
+
+
+def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dataset, profile: Profile,
+                 output_dir: Path, whole: bool = False) -> list[dict]:
+    """Train the masked-LM head (transform + output bias; decoder tied to the word embeddings) with the encoder
+    frozen, for profile.head_fit_steps; whole=True: then every weight, for profile.teacher_adapt_steps.
+
+    While the encoder is frozen it is also deterministic (its dropout off), so the head learns to read exactly the
+    features it will see at inference. Adapting every weight afterwards turns a sentence encoder into a masked LM
+    whose word distribution is worth imitating.
     """
     for name, p in teacher.named_parameters():
-        p.requires_grad = name.startswith("cls.predictions.")  # the tied decoder weight is named as an embedding
+        p.requires_grad = whole or name.startswith("cls.predictions.")  # the tied decoder is named as an embedding
     assert teacher.cls.predictions.decoder.weight is teacher.bert.embeddings.word_embeddings.weight
-    dropouts = [m for m in teacher.bert.modules() if isinstance(m, torch.nn.Dropout)]
+    dropouts = [] if whole else [m for m in teacher.bert.modules() if isinstance(m, torch.nn.Dropout)]
     rates = [m.p for m in dropouts]
     for m in dropouts:
         m.p = 0.0
-    args = training_args(profile, output_dir, max_steps=profile.head_fit_steps, learning_rate=profile.head_fit_lr,
+    steps, lr = (profile.teacher_adapt_steps, profile.teacher_adapt_lr) if whole else (profile.head_fit_steps,
+                                                                                      profile.head_fit_lr)
+    args = training_args(profile, output_dir, max_steps=steps, learning_rate=lr, weight_decay=0.0,
                          per_device_train_batch_size=profile.head_fit_batch, lr_scheduler_type="linear",
-                         warmup_steps=max(1, profile.head_fit_steps // 10), weight_decay=0.0)
+                         warmup_steps=max(1, steps // 10))
     try:
         with kept_in_place(teacher):  # entered before the Trainer moves the teacher to its device
-            trainer = Trainer(model=teacher, args=args, train_dataset=train_blocks,
-                              data_collator=mlm_collator(tokenizer))
+            trainer = MaskedLMTrainer(model=teacher, args=args, train_dataset=train_blocks,
+                                      data_collator=mlm_collator(tokenizer))
             trainer.train()
     finally:  # even an interrupted fit leaves the teacher as it found it: dropout rates, trainable, device, mode
         for m, rate in zip(dropouts, rates):
@@ -75,9 +93,10 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         out_s = model(**inputs, output_hidden_states=True)
-        # the teacher's weights stay fp32 (halving them in place would round them for good); on a GPU its
-        # forward runs in fp16 under autocast, as the Trainer runs the student's
-        with torch.no_grad(), torch.autocast(self.args.device.type, torch.float16, enabled=self.args.fp16):
+        # the teacher's weights stay fp32 (halving them in place would round them for good); its forward runs
+        # under the autocast the Trainer runs the student's in: fp16 on a GPU, bf16 on a CPU that has it
+        half = torch.float16 if self.args.fp16 else torch.bfloat16
+        with torch.no_grad(), torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16):
             out_t = self.teacher(**inputs, output_hidden_states=True)
         terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill)
         for k, v in terms.items():
@@ -94,16 +113,18 @@ class DistillationTrainer(Trainer):
 
 
 def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Profile, cfg: DistillConfig,
-            output_dir: Path, max_steps: int, minutes: float, final_checkpoint: bool = True) -> DistillationTrainer:
+            output_dir: Path, max_steps: int, minutes: float, final_checkpoint: bool = True,
+            seed: int | None = None) -> DistillationTrainer:
     """Distil `teacher` into `student` for max_steps (or `minutes`), resuming from the last complete checkpoint in
     output_dir. One checkpoint is kept (model and optimiser, every checkpoint_minutes); final_checkpoint=False skips
     the one at the end, for short runs whose result is stored elsewhere (the ablation), and removes their checkpoints
-    once done. Both models go back where they came from (the trainer runs them on its device)."""
+    once done. seed: masking and data order (default: the profile's). Both models go back where they came from."""
     args = training_args(profile, output_dir, max_steps=max_steps, per_device_train_batch_size=profile.distill_batch,
                          gradient_accumulation_steps=profile.distill_accum, learning_rate=profile.distill_lr,
                          warmup_steps=min(profile.warmup_steps, max_steps // 10 + 1), lr_scheduler_type="linear",
                          weight_decay=0.0, max_grad_norm=5.0,
-                         ddp_find_unused_parameters=False)  # under torchrun: every weight of the student is used
+                         ddp_find_unused_parameters=False,  # under torchrun: every weight of the student is used
+                         seed=profile.seed if seed is None else seed)
     budget = TimeBudget(minutes, profile.checkpoint_minutes, save_at_end=final_checkpoint)
     started = time.time()
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
@@ -215,7 +236,7 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
 def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile, cpu: bool = False) -> np.ndarray:
     """The model's logits (rows, classes) on a tokenised dataset, batched through Trainer.predict.
     cpu: stay on the CPU in fp32 even with a GPU (int8-quantized models run only there)."""
-    on_cpu = dict(use_cpu=True, fp16=False) if cpu else {}
+    on_cpu = dict(use_cpu=True, fp16=False, bf16=False) if cpu else {}
     args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64, **on_cpu)
     with kept_in_place(model):  # entered before the Trainer moves the model to its device
         trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
