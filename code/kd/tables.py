@@ -28,11 +28,19 @@ def paper_retention() -> dict:
     return {**kept, "mean": sum(kept.values()) / len(kept)}
 
 
+def _median_range(summary: dict) -> str:
+    """"56.3" for one seed, "56.3 (54.1-57.0, 3 seeds)" for several: the median, then the range."""
+    low, high = summary["range"]
+    spread = f" ({low:.1f}–{high:.1f}, {len(summary['seeds'])} seeds)" if len(summary["seeds"]) > 1 else ""
+    return f"{summary['median']:.1f}{spread}"
+
+
 def retention_table(nb03: dict) -> dict:
-    """Fine-tuned scores x100 (median over seeds) and mean retention, with the paper's rows as references."""
+    """Fine-tuned scores x100 (median over seeds, and the range where there are several) and mean retention, with
+    the paper's rows as references."""
     scores, headline = nb03["scores"], nb03["headline_metric"]
     header = ["model", *(f"{TASKS[t]} ({METRICS[headline[t]]})" for t in TASK_IDS), "retention (mean)"]
-    rows = [[MODELS[m], *(f"{scores[t][m]['median']:.1f}" for t in TASK_IDS),
+    rows = [[MODELS[m], *(_median_range(scores[t][m]) for t in TASK_IDS),
              "" if m == "teacher" else pct(nb03["retention"][m]["mean"])] for m in scores[TASK_IDS[0]]]
     paper = REFERENCES["paper_scores"]
     for name, kept in (("BERT-base (paper)", ""), ("DistilBERT (paper)", pct(paper_retention()["mean"]))):
