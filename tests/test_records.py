@@ -62,7 +62,7 @@ def test_top_level(path):
     r = load(path)
     assert set(r) == {"schema", "profile", "notebook", "finished_at", "wall_seconds", "versions", "data", "seeds",
                       "settings", "metrics"}
-    assert r["schema"] == kd.SCHEMA == 2 and r["profile"] == path.parent.name and r["notebook"] == path.stem
+    assert r["schema"] == kd.SCHEMA == 3 and r["profile"] == path.parent.name and r["notebook"] == path.stem
     assert path.stem in kd.NOTEBOOKS and path.parent.name in kd.PROFILES
     datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z")  # raises on another format
     assert number(r["wall_seconds"]) and r["wall_seconds"] > 0
@@ -245,7 +245,7 @@ def test_load_record_refuses_other_schema_or_profile(monkeypatch, tmp_path):
     _write(tmp_path, "smoke", "03_finetune_glue_imdb")
     assert kd.load_record("smoke", "03_finetune_glue_imdb")["metrics"] == {}  # a current one loads
     _write(tmp_path, "smoke", "03_finetune_glue_imdb", schema=kd.SCHEMA - 1)
-    with pytest.raises(ValueError, match=r"schema 1.*run code/03_finetune_glue_imdb\.ipynb again"):
+    with pytest.raises(ValueError, match=rf"schema {kd.SCHEMA - 1}.*run code/03_finetune_glue_imdb\.ipynb again"):
         kd.load_record("smoke", "03_finetune_glue_imdb")
     _write(tmp_path, "smoke", "02_mlm_distillation", profile="cpu")  # e.g. copied from results/cpu
     with pytest.raises(ValueError, match=r"'cpu' run.*run code/02_mlm_distillation\.ipynb again"):
