@@ -2,10 +2,12 @@
 
     python tests/bench_cpu_speed.py [repeats]
 
-Two steps of the course, each timed as it ran before and as it runs now, on the same data, taking turns:
+Three steps of the course, each timed as it ran before and as it runs now, on the same data, taking turns:
 - a fine-tuning step (notebook 03): the teacher (MiniLM-L6 shapes, random weights) on 32 CoLA-length sentences;
   before: padded to the task's 128 tokens, AdamW's per-tensor loop, fp32;
   after: padded to the longest sentence of a length-grouped batch, fused AdamW, bf16 autocast if the CPU has it;
+- a masked-LM step (notebook 01's teacher adaptation): before: the vocabulary projection at every position, AdamW's
+  loop; after: at the masked positions only (kd.masked_lm_logits), fused AdamW;
 - a distillation step (notebook 02): 3-layer student, 6-layer teacher, 16 blocks of 128 tokens (no padding);
   before: AdamW's loop, fp32; after: fused AdamW, bf16 autocast if the CPU has it.
 Each lever is also timed alone. Prints medians and the ratios before / after. Not a test: timings are read.
@@ -80,6 +82,29 @@ def distill_setup(fused: bool, bf16: bool):
     return step
 
 
+def mlm_setup(masked_only: bool, fused: bool):
+    """Notebook 01's teacher adaptation: one masked-LM training step of every weight, 16 blocks of 128 tokens; the
+    vocabulary projection at every position (the model's own loss) or at the masked ones (kd.masked_lm_logits)."""
+    torch.manual_seed(0)
+    model = BertForMaskedLM(MINILM).train()
+    opt = optimizer(model, fused)
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1000, MINILM.vocab_size, (16, 128), generator=g)
+    labels = torch.where(torch.rand(ids.shape, generator=g) < 0.15, ids, torch.full_like(ids, -100))
+    mask = torch.ones_like(ids)
+
+    def step():
+        if masked_only:
+            picked = labels != -100
+            loss = torch.nn.functional.cross_entropy(kd.masked_lm_logits(model, ids, mask, picked), labels[picked])
+        else:
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
 def timed(steps: dict, repeats: int) -> dict:
     """Median seconds per step of each variant; the variants take turns, so a busy moment slows all alike."""
     for step in steps.values():
@@ -111,6 +136,11 @@ def main(repeats: int = 5) -> None:
         "+ length-grouped batches": finetune_setup("grouped", fused=False, bf16=False),
         "+ fused AdamW": finetune_setup("grouped", fused=True, bf16=False),
         **({"+ bf16 autocast (after)": finetune_setup("grouped", fused=True, bf16=True)} if bf16 else {}),
+    }, repeats))
+    report("masked-LM step (notebook 01: adapting the teacher, 16 x 128 tokens)", timed({
+        "before": mlm_setup(masked_only=False, fused=False),
+        "+ masked positions only": mlm_setup(masked_only=True, fused=False),
+        "+ fused AdamW (after)": mlm_setup(masked_only=True, fused=True),
     }, repeats))
     report("distillation step (notebook 02: 16 x 128 tokens, 3-layer student, 6-layer teacher)", timed({
         "before": distill_setup(fused=False, bf16=False),
