@@ -67,7 +67,8 @@ def readme_results(records: dict[str, dict]) -> str:
              f"notebooks 01-04 took {m['course_minutes_01_04']:.0f} min. Every number below is in the run records "
              f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, "
              "not ours.",
-             "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03):", md["retention"],
+             "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
+             "seeds, in brackets their range where there are several):", md["retention"],
              f"![retention]({where}05_summary_retention.png)",
              "**Smaller and faster** (every model on one CPU clock, timed by notebook 04; IMDb accuracy from "
              "notebooks 03-05):", md["models"], md["size_speed"],

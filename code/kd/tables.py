@@ -29,9 +29,9 @@ def paper_retention() -> dict:
 
 
 def _median_range(summary: dict) -> str:
-    """"56.3" for one seed, "56.3 (54.1-57.0, 3 seeds)" for several: the median, then the range."""
+    """"56.3" for one seed, "56.3 (54.1–57.0)" for several: the median, then the range."""
     low, high = summary["range"]
-    spread = f" ({low:.1f}–{high:.1f}, {len(summary['seeds'])} seeds)" if len(summary["seeds"]) > 1 else ""
+    spread = f" ({low:.1f}–{high:.1f})" if len(summary["seeds"]) > 1 else ""
     return f"{summary['median']:.1f}{spread}"
 
 
