@@ -19,17 +19,18 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
+from transformers import BertForMaskedLM, BertForSequenceClassification
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 import kd  # noqa: E402
+from bench_distill_step import SHAPES  # noqa: E402  (its neighbour in tests/: the profiles' teacher shapes)
 
-MINILM = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536)
+MINILM = SHAPES["cpu"]  # all-MiniLM-L6-v2's shapes, random weights: nothing is downloaded
 COLA_LENGTHS = (6, 24)  # tokens per sentence with [CLS] and [SEP]: CoLA's bulk (mean ~11 words)
 
 
 def optimizer(model, fused):
-    return torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused, foreach=False if not fused else None)
+    return torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused, foreach=None if fused else False)
 
 
 def autocast(bf16):

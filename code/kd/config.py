@@ -89,7 +89,6 @@ class Profile:
     # notebook 05
     int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: all of notebook 03's)
 
-
     def seeds(self, task: str, model: str) -> list[int]:
         """Notebook 03's fine-tuning seeds of one model on one task."""
         if task == "imdb":
