@@ -107,9 +107,19 @@ def test_finetune_rerun_reads_scores_back_without_training(finetuned, cola):
 
     files = sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*"))
     again = kd.finetune(Untrainable(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
-                        output_dir=finetuned.out, keep_model=True, max_steps=2)
+                        output_dir=finetuned.out, keep_model=True, max_steps=2, per_device_train_batch_size=16)
     assert again == finetuned.scores
     assert sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*")) == files  # nothing new written
+
+
+def test_finetune_refuses_a_folder_started_with_other_settings(finetuned, cola):
+    """A changed profile (here: more steps) must not read back the old run's scores, nor overwrite them."""
+    tokenizer, train, evaluation = cola
+    before = {p: p.read_bytes() for p in finetuned.out.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"other settings \(max_steps: 2 -> 3\).*move or delete that folder"):
+        kd.finetune(classifier(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
+                    output_dir=finetuned.out, keep_model=True, max_steps=3, per_device_train_batch_size=16)
+    assert {p: p.read_bytes() for p in finetuned.out.rglob("*") if p.is_file()} == before  # nothing lost
 
 
 def test_finetune_with_task_kd_trains_on_the_teacher_logits(cola, tmp_path, monkeypatch):

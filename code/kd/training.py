@@ -197,21 +197,39 @@ class SoftTargetTrainer(Trainer):
         return (loss, out) if return_outputs else loss
 
 
+def same_run(output_dir: Path, settings: dict) -> Path:
+    """A fine-tune's folder is its unit of resume: settings.json says what it was started with. Finished or not,
+    a folder started with other settings (a changed profile, say) is an error, never silently read back or
+    continued. Returns the path of its scores.json."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path, settings = output_dir / "settings.json", json.loads(json.dumps(settings, default=str))
+    if path.exists() and (before := json.loads(path.read_text())) != settings:
+        changed = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}"
+                            for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
+        raise ValueError(f"{output_dir} holds a run started with other settings ({changed}). Its results are kept: "
+                         "move or delete that folder to run with today's settings, or restore the old ones.")
+    done = output_dir / "scores.json"
+    if not path.exists() and not done.exists():  # a folder finished before settings.json existed is read back
+        path.write_text(json.dumps(settings, indent=1))
+    return done
+
+
 def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, seed: int, output_dir: Path,
              task_kd: TaskKDConfig | None = None, keep_model: bool = False, **overrides) -> dict:
     """Fine-tune and score on the evaluation split. Resumable: a finished run's scores.json is read back; an
     interrupted one resumes from its last checkpoint. keep_model saves the fine-tuned model to output_dir/model.
     task_kd: train on the batches' `teacher_logits` too (SoftTargetTrainer); overrides: TrainingArguments."""
     output_dir = Path(output_dir)
-    done = output_dir / "scores.json"
-    if done.exists():
-        return json.loads(done.read_text())
     epochs = profile.task_sizes.get(task.name, (None, None, task.epochs))[2]
     settings = dict(seed=seed, data_seed=seed, learning_rate=profile.finetune_lr or task.lr,
                     per_device_train_batch_size=task.batch, per_device_eval_batch_size=64, num_train_epochs=epochs,
                     warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                     train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
                     remove_unused_columns=task_kd is None)
+    done = same_run(output_dir, {**settings, **overrides, "task_kd": task_kd and asdict(task_kd),
+                                 "rows": [len(train), len(evaluation)]})
+    if done.exists():
+        return json.loads(done.read_text())
     args = training_args(profile, output_dir, **{**settings, **overrides})
     kind, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
     checkpoints = [TimeBudget(float("inf"), profile.checkpoint_minutes, save_at_end=False), KeepLastCheckpoint()]
