@@ -86,7 +86,7 @@ def test_no_markdown_in_records(path):
 
 def check_01(m):
     for key, kind in [("teacher", str), ("teacher_source", str), ("teacher_layers", int), ("student_layers", list),
-                      ("head_fitted", bool), ("teacher_masked_acc", dict), ("teacher_training", dict),
+                      ("head_fitted", bool), ("teacher_masked_acc", dict),
                       ("eval_masked_tokens", int)]:
         assert isinstance(m[key], kind), key
     assert all(isinstance(i, int) and 0 <= i < m["teacher_layers"] for i in m["student_layers"])
