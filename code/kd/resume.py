@@ -1,5 +1,6 @@
 """Resume after a disconnect, and what a checkpoint costs on Drive: the last complete checkpoint, one kept at a time
-(emptied before deletion), time budgets that save and stop cleanly, and out-of-memory errors that name the fix."""
+(emptied before deletion), a fine-tune folder that refuses other settings, time budgets that save and stop cleanly,
+and out-of-memory errors that name the fix."""
 from __future__ import annotations
 
 import json
@@ -35,6 +36,23 @@ def remove_checkpoint(folder: Path) -> None:
         if f.is_file():
             f.open("w").close()
     shutil.rmtree(folder)
+
+
+def same_run(output_dir: Path, settings: dict) -> Path:
+    """A fine-tune's folder is its unit of resume: settings.json says what it was started with. Finished or not,
+    a folder started with other settings (a changed profile, say) is an error, never silently read back or
+    continued. Returns the path of its scores.json."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path, settings = output_dir / "settings.json", json.loads(json.dumps(settings, default=str))
+    if path.exists() and (before := json.loads(path.read_text())) != settings:
+        changed = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}"
+                            for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
+        raise ValueError(f"{output_dir} holds a run started with other settings ({changed}). Its results are kept: "
+                         "move or delete that folder to run with today's settings, or restore the old ones.")
+    done = output_dir / "scores.json"
+    if not path.exists() and not done.exists():  # a folder finished before settings.json existed is read back
+        path.write_text(json.dumps(settings, indent=1))
+    return done
 
 
 class KeepLastCheckpoint(TrainerCallback):

@@ -20,7 +20,7 @@ from .losses import classic_kd_loss, distillation_terms, weighted_loss
 from .measure import compute_task_metrics
 from .models import kept_in_place, masked_lm_logits
 from .records import artifacts_dir, cpu_bf16
-from .resume import KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, train_resumable
+from .resume import KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, same_run, train_resumable
 
 
 def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingArguments:
@@ -197,23 +197,6 @@ class SoftTargetTrainer(Trainer):
         return (loss, out) if return_outputs else loss
 
 
-def same_run(output_dir: Path, settings: dict) -> Path:
-    """A fine-tune's folder is its unit of resume: settings.json says what it was started with. Finished or not,
-    a folder started with other settings (a changed profile, say) is an error, never silently read back or
-    continued. Returns the path of its scores.json."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path, settings = output_dir / "settings.json", json.loads(json.dumps(settings, default=str))
-    if path.exists() and (before := json.loads(path.read_text())) != settings:
-        changed = ", ".join(f"{k}: {before.get(k)!r} -> {settings.get(k)!r}"
-                            for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
-        raise ValueError(f"{output_dir} holds a run started with other settings ({changed}). Its results are kept: "
-                         "move or delete that folder to run with today's settings, or restore the old ones.")
-    done = output_dir / "scores.json"
-    if not path.exists() and not done.exists():  # a folder finished before settings.json existed is read back
-        path.write_text(json.dumps(settings, indent=1))
-    return done
-
-
 def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, seed: int, output_dir: Path,
              task_kd: TaskKDConfig | None = None, keep_model: bool = False, **overrides) -> dict:
     """Fine-tune and score on the evaluation split. Resumable: a finished run's scores.json is read back; an
@@ -226,11 +209,12 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
                     warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                     train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
                     remove_unused_columns=task_kd is None)
-    done = same_run(output_dir, {**settings, **overrides, "task_kd": task_kd and asdict(task_kd),
+    settings.update(overrides)
+    done = same_run(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
                                  "rows": [len(train), len(evaluation)]})
     if done.exists():
         return json.loads(done.read_text())
-    args = training_args(profile, output_dir, **{**settings, **overrides})
+    args = training_args(profile, output_dir, **settings)
     kind, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
     checkpoints = [TimeBudget(float("inf"), profile.checkpoint_minutes, save_at_end=False), KeepLastCheckpoint()]
     hint = (f"kd.finetune(..., per_device_train_batch_size={args.per_device_train_batch_size // 2}, "
