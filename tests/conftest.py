@@ -10,6 +10,8 @@ import pytest
 _scratch = Path(tempfile.mkdtemp(prefix="kd-tests-"))
 os.environ.update(KD_PROFILE="smoke", KD_RESULTS_DIR=str(_scratch / "results"), KD_ARTIFACTS_DIR=str(_scratch / "artifacts"),
                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+if "PYTEST_XDIST_WORKER" in os.environ:  # pytest -n 2: two workers on two cores, one thread each (two each: 4x slower)
+    os.environ["OMP_NUM_THREADS"] = "1"
 for var in ("KD_DATA_ROOT", "KD_MODEL_ROOT"):  # tests read only what the repository ships
     os.environ.pop(var, None)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
@@ -33,3 +35,13 @@ def pytest_sessionfinish(session, exitstatus):
 
     shutil.rmtree(_scratch, ignore_errors=True)
 
+
+
+def pytest_collection_modifyitems(items):
+    """`pytest -n 2 --dist loadgroup` (pytest-xdist) runs the tests on two workers. The notebooks under nbval hand
+    each other their models through artifacts/, so they share one worker, in order; the long t4-shapes course
+    goes first, so the other worker takes everything else meanwhile."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
+    items.sort(key=lambda item: item.path.name != "test_t4_shapes.py")  # stable: the rest keep their order

@@ -174,6 +174,21 @@ def test_model_root_override(monkeypatch, tmp_path):
     assert kd.model_source("org/other") == "org/other"  # not mirrored: the hub
 
 
+def test_fingerprint_names_the_weights_not_the_folder(tiny_teacher, tmp_path):
+    """Notebook 04 caches its teacher's logits under the teacher's fingerprint: a retrained teacher (other weights,
+    same folder) must get another name, the same weights elsewhere the same one."""
+    tiny_teacher.save_pretrained(tmp_path / "a")
+    tiny_teacher.save_pretrained(tmp_path / "b")
+    before = kd.fingerprint(tmp_path / "a")
+    assert before == kd.fingerprint(tmp_path / "b") and len(before) == 12
+    changed = BertForMaskedLM(tiny_teacher.config)
+    changed.load_state_dict(tiny_teacher.state_dict())
+    with torch.no_grad():
+        changed.bert.encoder.layer[0].output.dense.bias[0] += 1e-3
+    changed.save_pretrained(tmp_path / "a")
+    assert kd.fingerprint(tmp_path / "a") != before
+
+
 # --- metrics
 
 @pytest.mark.parametrize("metric, preds, refs, key, expected", [

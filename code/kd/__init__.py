@@ -21,8 +21,8 @@ import importlib
 
 from .config import (MINILM, REPO, SMOKE_DATA, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task, TaskKDConfig,
                      get_profile)
-from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, load_record, load_saved,
-                      results_dir, saved_path, versions)
+from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, fingerprint, load_record,
+                      load_saved, results_dir, saved_path, versions)
 from . import budget, labels, tables  # noqa: F401
 
 _LAZY = ("data", "models", "losses", "resume", "training", "measure", "students",

@@ -66,6 +66,7 @@ class Profile:
     checkpoint_minutes: float = 5.0      # save this often so a disconnect loses at most this much
     ablation_steps: int = 12             # each ablation run: short, but the same for every row
     ablation_seeds: int = 2              # runs per row (masking, data order, random init): a spread to compare against
+    ablation_accum: int | None = None    # accumulation of each ablation step; None: the main run's distill_accum
     logging_steps: int = 10              # how often each loss term is logged
     # notebook 03: fine-tuning. task_sizes: task -> (train rows, eval rows, epochs); None = all rows / the task's own
     task_sizes: dict = field(default_factory=lambda: {  # every CoLA and MRPC training row, as the paper
@@ -148,8 +149,8 @@ PROFILES = {
 PROFILES["t4-shapes"] = replace(
     PROFILES["t4"], name="t4-shapes", teacher="random-bert-base", released_student="random-distilbert-base",
     data_root=str(SMOKE_DATA), fp16=False, mlm_corpus="wikitext2", mlm_train_split="validation",
-    mlm_eval_split="test", eval_blocks=4, train_blocks=1, latency_runs=2, distill_steps=1, distill_minutes=10.0,
-    distill_batch=1, warmup_steps=1, ablation_steps=1, ablation_seeds=1, logging_steps=1,
+    mlm_eval_split="test", eval_blocks=1, train_blocks=1, latency_runs=2, distill_steps=1, distill_minutes=10.0,
+    distill_batch=1, warmup_steps=1, ablation_steps=1, ablation_seeds=1, ablation_accum=1, logging_steps=1,
     task_sizes={"cola": (4, 4, 1), "mrpc": (4, 4, 1), "imdb": (1, 2, 1)}, finetune_seeds=1, baseline_seeds=1,
     classic_train_rows=4, classic_transfer_rows=4, classic_eval_rows=4, classic_steps=1, classic_batch=4,
     int8_eval_rows=2)

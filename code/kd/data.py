@@ -53,8 +53,14 @@ def load_split(profile: Profile, dataset: str, split: str) -> datasets.Dataset:
 
 def encode(ds: datasets.Dataset, tokenizer, fields: tuple, max_len: int) -> datasets.Dataset:
     """Tokenise one text field or a sentence pair (joined with [SEP]), truncated at max_len; keep `labels`."""
+    # the cache key of the result: the data, the tokenizer as text (less the truncation state a call leaves in
+    # it), the settings. Else datasets pickles the tokenizer to hash it: ~1 s for BERT's vocabulary, every call
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec = {k: v for k, v in spec.items() if k not in ("truncation", "padding")}
+    key = "\n".join([ds._fingerprint, json.dumps(spec, sort_keys=True), repr(fields), str(max_len)])
     ds = ds.map(lambda b: tokenizer(*[b[f] for f in fields], truncation=True, max_length=max_len),
-                batched=True, remove_columns=[c for c in ds.column_names if c != "label"])
+                batched=True, remove_columns=[c for c in ds.column_names if c != "label"],
+                new_fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16])
     return ds.rename_column("label", "labels")
 
 

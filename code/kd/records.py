@@ -6,6 +6,7 @@ imports torch at import time, so the report builder can use it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -69,6 +70,17 @@ def load_saved(profile: Profile, name: str, auto_class=None):
     import transformers
 
     return (auto_class or transformers.AutoModelForMaskedLM).from_pretrained(saved_path(profile, name)).eval()
+
+
+def fingerprint(folder: Path) -> str:
+    """12 hex digits of the SHA-256 of a saved model's weight files: a cache of what that model computed is named
+    by it, so a retrained model never meets another model's cached outputs."""
+    digest = hashlib.sha256()
+    for weights in sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin")):
+        with weights.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
 
 
 def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
