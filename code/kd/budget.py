@@ -164,7 +164,7 @@ def notebook_02(profile: Profile, m: dict[str, Encoder]) -> Cost:
     cost.checkpoints(main, profile, s.params(True), final=True)
     cost.save(4 * s.params(True))                     # student-distilled
     rows = 5                                          # the ablation: triple loss, three terms removed, random init
-    row_step = per_step * (profile.ablation_accum or profile.distill_accum) / profile.distill_accum
+    row_step = per_step * profile.ablation_accumulation() / profile.distill_accum
     cost.gpu(rows * profile.ablation_seeds * profile.ablation_steps * row_step)
     for _ in range(rows):  # a row longer than checkpoint_minutes writes checkpoints, removed when it is done
         cost.checkpoints(profile.ablation_steps * row_step / T4_FLOPS, profile, s.params(True), final=False)

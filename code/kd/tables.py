@@ -35,13 +35,20 @@ def _median_range(summary: dict) -> str:
     return f"{summary['median']:.1f}{spread}"
 
 
+def _kept(retention: dict) -> str:
+    """The mean over every task; a model run on some tasks only (task KD: IMDb) shows those, named."""
+    if "mean" in retention:
+        return pct(retention["mean"])
+    return ", ".join(f"{pct(v)} ({TASKS[t]})" for t, v in retention.items())
+
+
 def retention_table(nb03: dict) -> dict:
     """Fine-tuned scores x100 (median over seeds, and the range where there are several) and mean retention, with
-    the paper's rows as references."""
+    the paper's rows as references. A model that skips a task shows "–" there."""
     scores, headline = nb03["scores"], nb03["headline_metric"]
     header = ["model", *(f"{TASKS[t]} ({METRICS[headline[t]]})" for t in TASK_IDS), "retention (mean)"]
-    rows = [[MODELS[m], *(_median_range(scores[t][m]) for t in TASK_IDS),
-             "" if m == "teacher" else pct(nb03["retention"][m]["mean"])] for m in scores[TASK_IDS[0]]]
+    rows = [[MODELS[m], *(_median_range(scores[t][m]) if m in scores[t] else "–" for t in TASK_IDS),
+             "" if m == "teacher" else _kept(nb03["retention"][m])] for m in nb03["models"]]
     paper = REFERENCES["paper_scores"]
     for name, kept in (("BERT-base (paper)", ""), ("DistilBERT (paper)", pct(paper_retention()["mean"]))):
         rows.append([f"{name}, reference", *(str(paper[name][t]) for t in TASK_IDS), kept])
