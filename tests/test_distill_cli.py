@@ -42,7 +42,7 @@ def test_two_processes_write_one_record_and_resume(env, tmp_path):
     assert m["blocks_per_step"] == SMOKE.distill_batch * SMOKE.distill_accum * 2  # batch x accumulation x processes
     assert m["tokens_seen"] == 4 * m["blocks_per_step"] * SMOKE.block_size
     assert {"teacher", "student_init", "student_distilled"} == set(m["masked_acc"])
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-4", "settings.json"]
     assert (out / "student-distilled" / "config.json").exists()
     assert (notebooks.read_bytes() if notebooks.exists() else None) == before  # the notebook's record is untouched
 

@@ -170,6 +170,20 @@ def test_time_budget_stops_and_rerun_resumes(setup, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), fresh.state_dict().values()))
 
 
+def test_a_checkpoint_of_other_settings_is_an_error_not_restored(setup, tmp_path):
+    """Changing the loss (or rate, batch, seed) and running again must not hand back the old run's student."""
+    teacher, tokenizer, blocks = setup
+    kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(), tmp_path,
+               max_steps=1, minutes=10)
+    with pytest.raises(ValueError, match=r"other settings \(config: .*temperature.*Its results are kept"):
+        kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks, SMOKE,
+                   kd.DistillConfig(temperature=4.0), tmp_path, max_steps=2, minutes=10)
+    assert (tmp_path / "checkpoint-1").is_dir()
+    more = kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks, SMOKE, kd.DistillConfig(),
+                      tmp_path, max_steps=2, minutes=10)  # the same run, longer: resumed
+    assert more.session_steps == 1
+
+
 def test_out_of_memory_names_the_fix_and_keeps_checkpoints(tmp_path):
     (tmp_path / "checkpoint-7").mkdir()
     args = kd.training_args(SMOKE, tmp_path, per_device_train_batch_size=16)

@@ -103,8 +103,24 @@ def test_projected_embeddings_keep_the_most_variance():
     assert kept(out) > kept(centred[:, :8])  # ... or for simply keeping 8 coordinates
     student = kd.SmallStudent("bigru", 200, 1, 8, 16, embeddings=out)
     assert torch.equal(student.embed.weight.data, out)
+
     ids = torch.tensor([[3, 5, 7]])
     assert student(ids, torch.ones_like(ids)).logits.shape == (1, 2)
+
+
+def test_projected_embeddings_do_not_depend_on_what_ran_before():
+    """The randomised PCA has its own seed: notebook 04 gets the same students with or without its logits cache
+    (labelling, when it runs, moves the global random state)."""
+    weight = torch.randn(300, 32)
+    torch.manual_seed(1)
+    first = kd.projected_embeddings(weight, 8, seed=5)
+    torch.randn(1000)  # anything else that draws from the global generator
+    assert torch.equal(kd.projected_embeddings(weight, 8, seed=5), first)
+    after = torch.randn(3)
+    torch.manual_seed(1)
+    kd.projected_embeddings(weight, 8, seed=5)
+    torch.randn(1000)
+    assert torch.equal(torch.randn(3), after)  # and it leaves the global generator where it was
 
 
 def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):

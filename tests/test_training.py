@@ -97,16 +97,13 @@ def test_finetune_keeps_a_loadable_model(finetuned, cola):
 def test_finetune_rerun_reads_scores_back_without_training(finetuned, cola):
     tokenizer, train, evaluation = cola
 
-    class Untrainable(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Linear(1, 2)
+    def untrainable(**inputs):
+        raise AssertionError("finetune trained or evaluated although scores.json was there")
 
-        def forward(self, **inputs):
-            raise AssertionError("finetune trained or evaluated although scores.json was there")
-
+    model = classifier()  # the same starting weights
+    model.forward = untrainable
     files = sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*"))
-    again = kd.finetune(Untrainable(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
+    again = kd.finetune(model, tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
                         output_dir=finetuned.out, keep_model=True, max_steps=2, per_device_train_batch_size=16)
     assert again == finetuned.scores
     assert sorted(p.relative_to(finetuned.out) for p in finetuned.out.rglob("*")) == files  # nothing new written
@@ -120,6 +117,16 @@ def test_finetune_refuses_a_folder_started_with_other_settings(finetuned, cola):
         kd.finetune(classifier(), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
                     output_dir=finetuned.out, keep_model=True, max_steps=3, per_device_train_batch_size=16)
     assert {p: p.read_bytes() for p in finetuned.out.rglob("*") if p.is_file()} == before  # nothing lost
+
+
+def test_finetune_refuses_a_folder_started_from_other_weights(finetuned, cola):
+    """A retrained teacher saved under the same name starts from other weights: its runs are not the old ones."""
+    tokenizer, train, evaluation = cola
+    before = {p: p.read_bytes() for p in finetuned.out.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"other settings \(start_weights: '[0-9a-f]{12}' -> '[0-9a-f]{12}'\)"):
+        kd.finetune(classifier(seed=1), tokenizer, kd.TASKS["cola"], train, evaluation, SMOKE, seed=0,
+                    output_dir=finetuned.out, keep_model=True, max_steps=2, per_device_train_batch_size=16)
+    assert {p: p.read_bytes() for p in finetuned.out.rglob("*") if p.is_file()} == before
 
 
 def test_finetune_with_task_kd_trains_on_the_teacher_logits(cola, tmp_path, monkeypatch):

@@ -3,7 +3,9 @@
 and out-of-memory errors that name the fix."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -51,8 +53,20 @@ def same_run(output_dir: Path, settings: dict) -> Path:
                          "move or delete that folder to run with today's settings, or restore the old ones.")
     done = output_dir / "scores.json"
     if not path.exists() and not done.exists():  # a folder finished before settings.json existed is read back
-        path.write_text(json.dumps(settings, indent=1))
+        part = path.with_name(f"settings.{os.getpid()}.part")  # whole or absent, also for torchrun's other processes
+        part.write_text(json.dumps(settings, indent=1))
+        part.replace(path)
     return done
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """12 hex digits of the SHA-256 of a model's weights as they are now: a run's starting point, so a folder started
+    from other weights (a retrained teacher saved under the same name) is never read back as this run's."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 class KeepLastCheckpoint(TrainerCallback):

@@ -61,9 +61,12 @@ class SmallStudent(torch.nn.Module):
         return SequenceClassifierOutput(loss=None if labels is None else F.cross_entropy(logits, labels), logits=logits)
 
 
-def projected_embeddings(weight: torch.Tensor, dim: int) -> torch.Tensor:
-    """The teacher's word embeddings (vocab, d_t) projected on their top `dim` principal components, scaled to std 1."""
+def projected_embeddings(weight: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
+    """The teacher's word embeddings (vocab, d_t) projected on their top `dim` principal components, scaled to std 1.
+    The randomised PCA draws from its own seed: the same embeddings whatever ran before (a cache hit or a miss)."""
     centred = weight.float() - weight.float().mean(0)
-    _, _, v = torch.pca_lowrank(centred, q=dim, center=False, niter=4)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _, _, v = torch.pca_lowrank(centred, q=dim, center=False, niter=4)
     out = centred @ v  # (vocab, dim)
     return out / out.std()

@@ -21,7 +21,8 @@ from .losses import classic_kd_loss, distillation_terms, weighted_loss
 from .measure import compute_task_metrics
 from .models import kept_in_place, masked_lm_logits
 from .records import artifacts_dir, cpu_bf16
-from .resume import KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, same_run, train_resumable
+from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, same_run, train_resumable,
+                     weights_digest)
 
 # Every Trainer.train() runs gc.collect() (accelerate's free_memory). With torch, transformers and datasets loaded
 # that walks ~500,000 objects: 0.5 s a run, 50 runs a notebook. They live as long as the process, so they are frozen
@@ -133,6 +134,11 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
                          weight_decay=0.0, max_grad_norm=5.0,
                          ddp_find_unused_parameters=False,  # under torchrun: every weight of the student is used
                          seed=profile.seed if seed is None else seed)
+    # a checkpoint is resumed only by the run that wrote it (more steps may follow): other settings are an error that
+    # names the fix, never a silent restore of the old student
+    same_run(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
+                                "accum": args.gradient_accumulation_steps, "lr": args.learning_rate,
+                                "config": asdict(cfg), "student_params": student.num_parameters()})
     budget = TimeBudget(minutes, profile.checkpoint_minutes, save_at_end=final_checkpoint)
     started = time.time()
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
@@ -142,9 +148,10 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
                                       data_collator=mlm_collator(tokenizer), callbacks=[budget, KeepLastCheckpoint()])
         with explain_oom(args, hint, output_dir):
             start_step = train_resumable(trainer, output_dir)
-    if not final_checkpoint:  # finished: a periodic checkpoint of a long run is of no more use
+    if not final_checkpoint:  # finished: a periodic checkpoint of a long run is of no more use, nor its settings
         for checkpoint in Path(output_dir).glob("checkpoint-*"):
             remove_checkpoint(checkpoint)
+        (Path(output_dir) / "settings.json").unlink(missing_ok=True)
     trainer.stopped_early = budget.stopped_early
     trainer.session_seconds = time.time() - started  # this session only: a resumed run counts from its checkpoint
     trainer.session_steps = trainer.state.global_step - start_step
@@ -219,7 +226,7 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
                     remove_unused_columns=task_kd is None)
     settings.update(overrides)
     done = same_run(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
-                                 "rows": [len(train), len(evaluation)]})
+                                 "rows": [len(train), len(evaluation)], "start_weights": weights_digest(model)})
     if done.exists():
         return json.loads(done.read_text())
     args = training_args(profile, output_dir, **settings)
