@@ -103,7 +103,6 @@ def test_projected_embeddings_keep_the_most_variance():
     assert kept(out) > kept(centred[:, :8])  # ... or for simply keeping 8 coordinates
     student = kd.SmallStudent("bigru", 200, 1, 8, 16, embeddings=out)
     assert torch.equal(student.embed.weight.data, out)
-
     ids = torch.tensor([[3, 5, 7]])
     assert student(ids, torch.ones_like(ids)).logits.shape == (1, 2)
 

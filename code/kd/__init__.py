@@ -19,8 +19,8 @@
 """
 import importlib
 
-from .config import (MINILM, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task, TaskKDConfig,
-                     get_profile)
+from .config import (MINILM, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task,
+                     TaskKDConfig, get_profile)
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, fingerprint, load_record,
                       load_saved, results_dir, saved_path, versions)
 from . import budget, labels, tables  # noqa: F401
