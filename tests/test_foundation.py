@@ -161,6 +161,15 @@ def test_later_notebooks_refuse_a_headless_teacher(monkeypatch, tmp_path):
         kd.load_trained_teacher(SMOKE)
 
 
+def test_later_notebooks_use_the_teacher_notebook_01_adapted(monkeypatch, tmp_path):
+    """Notebook 03 fine-tunes the teacher the student was distilled from: the adapted one where 01 saved it."""
+    monkeypatch.setenv("KD_ARTIFACTS_DIR", str(tmp_path))
+    assert kd.trained_teacher_source(SMOKE) == kd.teacher_source(SMOKE)  # none adapted (t4): the source itself
+    teacher, _, _ = kd.load_teacher(kd.teacher_source(SMOKE))
+    teacher.save_pretrained(tmp_path / "smoke" / "teacher-mlm")
+    assert kd.trained_teacher_source(SMOKE) == str(tmp_path / "smoke" / "teacher-mlm")
+
+
 def test_non_bert_teacher_is_an_error(tmp_path):
     DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, hidden_dim=32, n_layers=1, n_heads=2)).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="must be a BERT"):

@@ -75,10 +75,16 @@ def load_teacher(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrained
     return model.eval(), AutoTokenizer.from_pretrained(source), head_missing
 
 
+def trained_teacher_source(profile: Profile) -> str:
+    """The teacher of notebooks 02-04: notebook 01's adapted masked LM where it made one (cpu), else the source (t4)."""
+    fitted = artifacts_dir(profile) / "teacher-mlm"  # see kd.records.ARTIFACTS
+    return str(fitted) if (fitted / "config.json").exists() else teacher_source(profile)
+
+
 def load_trained_teacher(profile: Profile):
     """The teacher with a trained masked-LM head: notebook 01's fitted one, or the source if it has a head."""
-    fitted = artifacts_dir(profile) / "teacher-mlm"  # see kd.records.ARTIFACTS
-    model, tokenizer, head_missing = load_teacher(str(fitted) if fitted.exists() else teacher_source(profile))
+    fitted = artifacts_dir(profile) / "teacher-mlm"
+    model, tokenizer, head_missing = load_teacher(trained_teacher_source(profile))
     if head_missing:
         raise RuntimeError(f"The teacher {teacher_source(profile)} has no masked-LM head (cls.predictions.* absent)."
                            f" Run code/01_student_init.ipynb first: it fits one and saves it to {fitted}.")
