@@ -73,7 +73,8 @@ def readme_results(records: dict[str, dict]) -> str:
              "**Smaller and faster** (every model on one CPU clock, timed by notebook 04; IMDb accuracy from "
              "notebooks 03-05):", md["models"], md["size_speed"],
              f"![accuracy against size]({where}05_summary_accuracy_vs_size.png)",
-             "**Classic students, single vs distilled** (IMDb test accuracy x100, notebook 04):", md["classic"],
+             "**Classic students, single vs distilled** (IMDb test accuracy x100, notebook 04; one run of each, "
+             f"seed {records['04_classic_kd_imdb']['seeds']['trainer']}):", md["classic"],
              "**Masked-LM distillation and its ablation** (held-out WikiText, notebook 02):", md["mlm"],
              md["ablation"], END]
     return "\n\n".join(p.strip() for p in parts) + "\n"
