@@ -14,7 +14,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel,
                           DistilBertForMaskedLM)
 
 from .config import MINILM, SMOKE_DATA, TINY_BERT, Profile
-from .records import artifacts_dir
+from .records import ARTIFACTS, artifacts_dir, saved_path
 
 
 def model_source(model_id: str, profile: Profile | None = None) -> str:
@@ -77,15 +77,17 @@ def load_teacher(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrained
 
 def trained_teacher_source(profile: Profile) -> str:
     """The teacher of notebooks 02-04: notebook 01's adapted masked LM where it made one (cpu), else the source (t4)."""
-    fitted = artifacts_dir(profile) / "teacher-mlm"  # see kd.records.ARTIFACTS
-    return str(fitted) if (fitted / "config.json").exists() else teacher_source(profile)
+    try:
+        return str(saved_path(profile, "teacher-mlm"))
+    except FileNotFoundError:  # notebook 01 saved none: the source has its own head
+        return teacher_source(profile)
 
 
 def load_trained_teacher(profile: Profile):
     """The teacher with a trained masked-LM head: notebook 01's fitted one, or the source if it has a head."""
-    fitted = artifacts_dir(profile) / "teacher-mlm"
     model, tokenizer, head_missing = load_teacher(trained_teacher_source(profile))
     if head_missing:
+        fitted = artifacts_dir(profile) / ARTIFACTS["teacher-mlm"][1]
         raise RuntimeError(f"The teacher {teacher_source(profile)} has no masked-LM head (cls.predictions.* absent)."
                            f" Run code/01_student_init.ipynb first: it fits one and saves it to {fitted}.")
     return model, tokenizer
