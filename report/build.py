@@ -82,14 +82,17 @@ def readme_results(records: dict[str, dict]) -> str:
 
 def readme_budget() -> str:
     """The README's Colab budget: kd.budget's estimate for the t4 profile, and the sessions it packs into."""
-    rows = kd.budget.estimate(kd.PROFILES["t4"])
+    ends = {end: kd.budget.estimate(kd.PROFILES["t4"], end) for end in kd.budget.ENDS}
     sessions = "; ".join(f"session {i}: " + ", ".join(f"`{nb}`" for nb in names)
-                         for i, names in enumerate(kd.budget.sessions(rows), 1))
+                         for i, names in enumerate(kd.budget.sessions(ends["low"]), 1))
+    share = {kind: "–".join(f"{v:.1%}".replace(".0%", "%") for v in ends_.values())
+             for kind, ends_ in kd.budget.T4_SHARE.items()}
     parts = [BUDGET_BEGIN,
-             "Estimates, not measurements (`kd.budget`: FLOPs at "
-             f"{kd.budget.T4_UTILISATION:.0%} of a T4's fp16 peak plus fixed costs; token lengths measured on the data):",
-             kd.tables.markdown(kd.tables.budget_table(rows)),
-             f"Free Colab sessions last about {kd.budget.SESSION_HOURS:.0f} hours; packed at most "
+             "Estimates, not measurements (`kd.budget`: FLOPs at a share of a T4's fp16 peak, "
+             f"{share['train']} for training steps and {share['forward']} for forward passes, the low and the high "
+             "end of what published T4 figures support, plus fixed costs; token lengths measured on the data):",
+             kd.tables.markdown(kd.tables.budget_table(ends)),
+             f"Free Colab sessions last about {kd.budget.SESSION_HOURS:.0f} hours; planned for the low end, at most "
              f"{kd.budget.PACK_HOURS} h each, in order: {sessions}.", BUDGET_END]
     return "\n\n".join(p.strip() for p in parts) + "\n"
 

@@ -12,7 +12,8 @@ os.environ.update(KD_PROFILE="smoke", KD_RESULTS_DIR=str(_scratch / "results"), 
                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 if "PYTEST_XDIST_WORKER" in os.environ:  # pytest -n 2: two workers on two cores, one thread each (two each: 4x slower)
     os.environ["OMP_NUM_THREADS"] = "1"
-for var in ("KD_DATA_ROOT", "KD_MODEL_ROOT"):  # tests read only what the repository ships
+for var in ("KD_DATA_ROOT", "KD_MODEL_ROOT", "KD_CPU_BF16"):  # tests read only what the repository ships; the
+    # precision is the machine's (auto) unless a test forces a path (the cpu_precision fixture)
     os.environ.pop(var, None)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 
@@ -27,6 +28,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["fp32", "bf16"])
+def cpu_precision(request, monkeypatch):
+    """Both CPU precision paths on every machine, whatever it computes natively: KD_CPU_BF16 forced to 0, then 1.
+    bf16 autocast computes the same thing on a CPU without native bf16, only slower: tests using this stay tiny."""
+    monkeypatch.setenv("KD_CPU_BF16", {"fp32": "0", "bf16": "1"}[request.param])
+    return request.param
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -196,18 +196,21 @@ def test_out_of_memory_names_the_fix_and_keeps_checkpoints(tmp_path):
             raise ValueError("not memory")
 
 
-def test_distill_gives_the_teacher_back_as_it_came(setup, tmp_path, monkeypatch):
-    """On a GPU the trainer runs the teacher in fp16; afterwards it must be fp32 again (notebook 02 scores it, and a
-    rerun of the cell must not mix dtypes). Simulated on the CPU: the trainer halves it, as with fp16=True."""
+def test_distill_gives_the_teacher_back_as_it_came(setup, tmp_path, monkeypatch, cpu_precision):
+    """Were the trainer to halve the teacher (fp16 on a GPU, bf16 on a CPU), afterwards it must be fp32 again
+    (notebook 02 scores it, and a rerun of the cell must not mix dtypes), with no autocast left on either model.
+    Simulated on the CPU on both paths: the trainer halves it to the dtype its autocast computes in."""
     teacher, tokenizer, blocks = setup
     init = kd.DistillationTrainer.__init__
 
     def halving_init(self, *args, teacher, **kwargs):
         init(self, *args, teacher=teacher, **kwargs)
-        self.teacher.half()
+        self.teacher.to(torch.bfloat16 if self.args.bf16 else torch.float16)
 
     monkeypatch.setattr(kd.DistillationTrainer, "__init__", halving_init)
-    kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks.select(range(8)), SMOKE,
-               kd.DistillConfig(), tmp_path, max_steps=1, minutes=10)
+    student = kd.build_student(teacher, [0, 3])
+    kd.distill(student, teacher, tokenizer, blocks.select(range(8)), SMOKE, kd.DistillConfig(), tmp_path,
+               max_steps=1, minutes=10)
     assert {p.dtype for p in teacher.parameters()} == {torch.float32}
     assert {p.device.type for p in teacher.parameters()} == {"cpu"}
+    assert "forward" not in vars(teacher) and "forward" not in vars(student)  # the classes' forward, no autocast

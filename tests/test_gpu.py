@@ -51,6 +51,11 @@ def test_distillation_step_at_t4_settings(teacher, tmp_path):
     tokens = steps * T4.distill_batch * T4.distill_accum * T4.block_size
     print(f"\nnotebook 02 at t4 settings ({torch.cuda.get_device_name(0)}): peak {peak:.2f} GiB allocated, "
           f"{tokens / seconds:,.0f} tokens/s over {steps} steps (first included), {seconds / steps:.2f} s/step")
+    low = kd.budget.Cost("low")  # the FLOPs kd.budget counts for one step, and the rates it assumes on a T4
+    step_flops = kd.budget.distill_step_seconds(T4, kd.budget.encoders(T4), "low") * low.flops_per_s("train")
+    assumed = [kd.budget.Cost(end).flops_per_s("train") / 1e12 for end in kd.budget.ENDS]
+    print(f"achieved {steps * step_flops / seconds / 1e12:.1f} TFLOP/s of training; kd.budget assumes "
+          f"{assumed[0]:.1f}-{assumed[1]:.1f} TFLOP/s on a T4 (a larger GPU's share of its peak is not a T4's)")
     assert peak * 2**30 <= T4_MEMORY
     assert next(model.parameters()).dtype == torch.float32 and next(model.parameters()).device.type == "cpu"
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())  # fp16 ran, nothing rounded

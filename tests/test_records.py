@@ -19,7 +19,8 @@ PROFILE_DIRS = sorted(p for p in RESULTS.iterdir() if p.is_dir())
 RECORDS = sorted(p for d in PROFILE_DIRS for p in d.glob("*.json"))
 PROFILE_FIELDS = {f.name for f in dataclasses.fields(kd.Profile)}
 TASK_IDS = ["cola", "mrpc", "imdb"]
-VERSIONS = {"python", "torch", "transformers", "datasets", "evaluate", "platform", "cpu_count", "torch_threads", "gpu"}
+VERSIONS = {"python", "torch", "transformers", "datasets", "evaluate", "platform", "cpu_count", "torch_threads", "gpu",
+            "precision"}
 
 
 def rid(path):
@@ -67,6 +68,7 @@ def test_top_level(path):
     datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z")  # raises on another format
     assert number(r["wall_seconds"]) and r["wall_seconds"] > 0
     assert VERSIONS <= set(r["versions"]) and isinstance(r["versions"]["cpu_count"], int)
+    assert r["versions"]["precision"] in ("fp32", "bf16", "fp16")  # what the Trainers computed in (kd.precision)
     assert isinstance(r["seeds"], dict) and isinstance(r["metrics"], dict)
     for key, info in r["data"].items():
         dataset, split = key.split("/")  # "<dataset>/<split>": exactly one slash

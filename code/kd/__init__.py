@@ -13,6 +13,7 @@
     measure    task scores, masked-LM accuracy, retention, CPU latency
     students   small BiLSTM / BiGRU / Attention / Transformer students
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
+    runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
 
 `import kd` is cheap: the torch-free modules load at once, the others on first use of one of their names
 (`kd.distill` imports kd.training), so the report builder never imports torch.
@@ -21,8 +22,8 @@ import importlib
 
 from .config import (MINILM, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task,
                      TaskKDConfig, get_profile)
-from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, finetune_dir, fingerprint, load_record,
-                      load_saved, results_dir, saved_path, versions)
+from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, cpu_bf16, finetune_dir, fingerprint, load_record,
+                      load_saved, precision, results_dir, saved_path, versions)
 from . import budget, labels, tables  # noqa: F401
 
 _LAZY = ("data", "models", "losses", "resume", "training", "measure", "students",

@@ -57,7 +57,7 @@ class Profile:
     latency_runs: int = 30               # timed repeats; the median ignores the odd slow one
     latency_seq_len: int = 128           # the one sequence length every CPU latency of the course is measured at
     fp16: bool = False                   # mixed precision: halves memory, doubles speed on a T4
-    cpu_bf16: bool = True                # bf16 autocast on a CPU that has native bf16 (kd.records.cpu_bf16); fp32 else
+    cpu_bf16: bool = True                # KD_CPU_BF16=auto: bf16 autocast where the CPU has it natively (kd.precision)
     # notebook 02: distillation
     distill_steps: int = 100             # optimiser steps of the main run: ~6 s each on 2 cores, ~10 min
     distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
@@ -139,8 +139,11 @@ PROFILES = {
         name="t4", teacher="bert-base-uncased", data_root=None, fp16=True, student_layers=6,
         mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
         block_size=256, eval_blocks=500, head_fit_steps=0, teacher_adapt_steps=0, latency_runs=30,
-        distill_steps=2400, distill_minutes=120.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
-        warmup_steps=120, checkpoint_minutes=20.0, ablation_steps=100, ablation_seeds=2, logging_steps=25,
+        # 1,800 steps x 128 blocks and an ablation at half that batch: notebook 02 fits one 2.5 h session at the
+        # budget's pessimistic end (kd.budget.T4_SHARE; 2,400 steps at full batch took 3.0 h there)
+        distill_steps=1800, distill_minutes=100.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
+        warmup_steps=120, checkpoint_minutes=20.0, ablation_steps=100, ablation_seeds=2, ablation_accum=4,
+        logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
         classic_dim=256, classic_steps=6000, int8_eval_rows=1000,

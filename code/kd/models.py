@@ -191,17 +191,22 @@ def serialized_mb(model: torch.nn.Module) -> float:
 def kept_in_place(*models: torch.nn.Module):
     """Whatever happens inside, each model goes back where it was found: its device, its dtype (when its
     parameters share one floating dtype; a mixed model keeps its dtypes) and the train/eval mode of every submodule.
-    Trainers move models to the GPU and switch their modes: a helper must leave neither behind. Enter it before a
-    Trainer is built."""
+    Trainers move models to the GPU and switch their modes: a helper must leave neither behind. Nor the mixed
+    precision: a Trainer in fp16 or bf16 wraps the model's forward in autocast for good (accelerate's prepare_model
+    sets an instance attribute `forward`); that wrapper goes, or every later forward would run in half precision (a
+    CPU in bf16 then broke notebook 01's exactness proof). Enter it before a Trainer is built."""
     homes = []
     for m in models:
         floats = {p.dtype for p in m.parameters() if p.is_floating_point()}
         homes.append((m, next(m.parameters()).device, floats.pop() if len(floats) == 1 else None,
-                      [(sub, sub.training) for sub in m.modules()]))
+                      [(sub, sub.training) for sub in m.modules()], "forward" in vars(m)))
     try:
         yield
     finally:
-        for m, device, dtype, modes in homes:
+        for m, device, dtype, modes, own_forward in homes:
             m.to(device=device, dtype=dtype) if dtype else m.to(device)
             for sub, training in modes:
                 sub.training = training
+            if not own_forward:  # the class's forward again, without the Trainer's autocast
+                vars(m).pop("forward", None)
+                vars(m).pop("_original_forward", None)

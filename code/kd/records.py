@@ -90,10 +90,31 @@ def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
 
 def cpu_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 autocast speeds training up; on
-    other CPUs it is emulated and several times slower, so they stay in fp32."""
+    other CPUs it is emulated, several times slower, though it computes the same thing."""
     import torch
 
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+CPU_BF16_CHOICES = {"auto": "bf16 autocast where the CPU computes bf16 natively (and the profile allows), else fp32",
+                    "1": "bf16 autocast on any CPU (emulated where not native: same numbers, slower)",
+                    "0": "fp32 on any CPU"}
+
+
+def precision(profile: Profile) -> str:
+    """What the Trainers compute in: "fp16" on a GPU when the profile says so, else "fp32"; on a CPU, the switch
+    KD_CPU_BF16 (auto | 1 | 0, see CPU_BF16_CHOICES) picks "bf16" autocast or "fp32". Every run record says which."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "fp16" if profile.fp16 else "fp32"
+    choice = os.environ.get("KD_CPU_BF16", "auto").strip().lower()
+    if choice not in CPU_BF16_CHOICES:
+        raise ValueError(f"KD_CPU_BF16={choice!r} is not one of {', '.join(CPU_BF16_CHOICES)}: "
+                         + "; ".join(f"{k}: {v}" for k, v in CPU_BF16_CHOICES.items())
+                         + ". Set it to one of them, or unset it (auto).")
+    bf16 = {"1": True, "0": False}.get(choice, profile.cpu_bf16 and cpu_bf16())
+    return "bf16" if bf16 else "fp32"
 
 
 def versions() -> dict:
@@ -152,7 +173,8 @@ class Run:
     def save(self, metrics: dict) -> Path:
         record = {"schema": SCHEMA, "profile": self.profile.name, "notebook": self.notebook,
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "wall_seconds": round(time.time() - self.started, 1), "versions": versions(),
+                  "wall_seconds": round(time.time() - self.started, 1),
+                  "versions": {**versions(), "precision": precision(self.profile)},  # what the Trainers computed in
                   "data": self.data, "seeds": self.seeds, "settings": asdict(self.profile), "metrics": metrics}
         path = self.where() / f"{self.notebook}.json"
         path.write_text(json.dumps(record, indent=2, default=float) + "\n")

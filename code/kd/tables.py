@@ -121,11 +121,14 @@ def typst_inputs(tables: dict[str, dict]) -> dict[str, str]:
     return {"tables": json.dumps(tables), "labels": json.dumps(ALL), "references": json.dumps(REFERENCES)}
 
 
-def budget_table(rows: dict[str, dict]) -> dict:
-    """kd.budget.estimate's rows: estimated hours and Drive GB per notebook, and the course's Drive footprint."""
-    body = [[nb, f"{r['hours']:.1f}" + ("" if r["gpu"] else " (CPU runtime)"), f"{r['written_gb']:.1f}",
-             f"{r['kept_gb']:.1f}", f"{r['trash_gb']:.1f}"] for nb, r in rows.items() if nb != "course"]
-    course = rows["course"]
-    body.append(["whole course", f"{course['hours']:.1f}", "", f"{course['drive_gb']:.1f} at most on Drive", ""])
-    return {"header": ["notebook", "hours (estimate)", "Drive GB written", "Drive GB kept", "Drive GB in the trash"],
-            "rows": body}
+def budget_table(ends: dict[str, dict[str, dict]]) -> dict:
+    """kd.budget.estimate's rows at each end (end -> rows): estimated hours per notebook at the low and the high end,
+    and Drive GB at the low end (a slower run writes more periodic checkpoints), with the course's Drive footprint."""
+    low, high = ends["low"], ends["high"]
+    cpu = {nb: "" if r["gpu"] else " (CPU runtime)" for nb, r in low.items() if nb != "course"}
+    body = [[nb, f"{r['hours']:.1f}{cpu[nb]}", f"{high[nb]['hours']:.1f}{cpu[nb]}", f"{r['written_gb']:.1f}",
+             f"{r['kept_gb']:.1f}", f"{r['trash_gb']:.1f}"] for nb, r in low.items() if nb != "course"]
+    body.append(["whole course", f"{low['course']['hours']:.1f}", f"{high['course']['hours']:.1f}", "",
+                 f"{low['course']['drive_gb']:.1f} at most on Drive", ""])
+    return {"header": ["notebook", "hours, low end (estimate)", "hours, high end (estimate)", "Drive GB written",
+                       "Drive GB kept", "Drive GB in the trash"], "rows": body}

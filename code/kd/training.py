@@ -20,7 +20,7 @@ from .data import Task, mlm_collator
 from .losses import classic_kd_loss, distillation_terms, weighted_loss
 from .measure import compute_task_metrics
 from .models import kept_in_place, masked_lm_logits
-from .records import artifacts_dir, cpu_bf16
+from .records import artifacts_dir, precision
 from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, same_run, train_resumable,
                      weights_digest)
 
@@ -33,9 +33,9 @@ gc.freeze()
 
 def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingArguments:
     """TrainingArguments shared by every Trainer of the course; each notebook overrides what it teaches."""
-    gpu = torch.cuda.is_available()
-    args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=profile.fp16 and gpu,
-                bf16=not gpu and profile.cpu_bf16 and cpu_bf16(),  # ~1.4x a CPU step where bf16 is native
+    gpu, dtype = torch.cuda.is_available(), precision(profile)  # KD_CPU_BF16=auto|1|0 picks a CPU's (kd.precision)
+    args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=dtype == "fp16",
+                bf16=dtype == "bf16",  # on a CPU: ~1.4x a step where bf16 is native, several times slower elsewhere
                 report_to="none", logging_steps=profile.logging_steps, save_strategy="no",
                 optim="adamw_torch_fused",  # one kernel for all weights: the optimiser step ~5x faster on a CPU
                 dataloader_num_workers=0, use_cpu=not gpu)
@@ -43,7 +43,33 @@ def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingAr
     return TrainingArguments(**args)
 
 
-class MaskedLMTrainer(Trainer):
+class OwnLossTrainer(Trainer):
+    """A Trainer whose compute_loss returns the mean over its micro-batch, to be divided by the accumulation steps.
+
+    The library divides a loss by gradient_accumulation_steps only where it believes the loss was not already
+    normalised over the whole accumulated batch. Since transformers 5.x it believes that of every model whose forward
+    takes **kwargs (BERT, DistilBERT), unless told otherwise; 5.15 (Colab's) has no other way to tell it than
+    model_accepts_loss_kwargs, so it is set here, after the library set it: the same on every version in range.
+    Without it, a run accumulating 8 micro-batches logs and clips an 8x loss and gradient."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False  # our loss ignores num_items_in_batch: let the Trainer divide
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        """Resuming under torchrun on CPUs: transformers 5.15 maps the optimiser state to args.device, which is
+        "cpu:<rank>" there and which torch.load cannot restore (newer versions map it to "cpu"). Loaded as "cpu"."""
+        device = self.args.device
+        if checkpoint is None or device.type != "cpu" or device.index is None:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        self.args.__dict__["_setup_devices"] = torch.device("cpu")  # the cached value behind args.device
+        try:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        finally:
+            self.args.__dict__["_setup_devices"] = device
+
+
+class MaskedLMTrainer(OwnLossTrainer):
     """The library's masked-LM training, with the vocabulary projection run on the masked positions only
     (kd.masked_lm_logits): the same loss as the model's own, at about half the cost of a small model's step."""
 
@@ -88,9 +114,8 @@ def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dat
     return trainer.state.log_history
 
 
-class DistillationTrainer(Trainer):
+class DistillationTrainer(OwnLossTrainer):
     """A Trainer whose loss is the triple loss against a frozen teacher; logs each term unweighted."""
-    loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by accumulation steps
 
     def __init__(self, *args, teacher, distill: DistillConfig, **kwargs):
         super().__init__(*args, **kwargs)
@@ -190,7 +215,7 @@ def loss_history(log_history: list[dict]) -> dict[str, list]:
     return {k: [r[k] for r in rows] for k in keys}
 
 
-class SoftTargetTrainer(Trainer):
+class SoftTargetTrainer(OwnLossTrainer):
     """Fine-tuning on labels plus a fine-tuned teacher's soft targets (DistilBERT (D); Tang et al.'s students).
 
     Training batches carry the teacher's logits (column `teacher_logits`, computed once); the loss is
