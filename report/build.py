@@ -3,6 +3,7 @@
     python report/build.py                 # profile cpu: report/report-cpu.pdf, poster/poster-cpu.pdf
     python report/build.py --profile t4    # after a t4 run of the notebooks
     python report/build.py --png DIR       # also every page as a PNG in DIR, to look at
+    python report/build.py --figures       # first redraw every figure from the records (kd.figures), in seconds
 
 The sources (report/report.typ, poster/poster.typ) read results/<profile>/*.json and the figures beside them when
 they are compiled; the summary tables and the display labels come in as data (sys.inputs), formatted once by
@@ -33,20 +34,9 @@ NEEDS = kd.NOTEBOOKS  # the report quotes every notebook's record
 
 
 def load_records(results: Path, profile: str) -> dict[str, dict]:
-    """Every notebook's record in `results`, by notebook; an error naming the notebooks to run if one is missing,
-    another profile's or of an older schema (the checks of kd.load_record, for any folder)."""
-    missing = [nb for nb in NEEDS if not (results / f"{nb}.json").exists()]
-    if missing:
-        raise FileNotFoundError(f"No run record for {', '.join(missing)} in {results}: run "
-                                f"{', '.join(f'code/{nb}.ipynb' for nb in missing)} in profile {profile!r} first "
-                                f"(KD_PROFILE={profile}), then build again.")
-    records = {nb: json.loads((results / f"{nb}.json").read_text()) for nb in NEEDS}
-    for nb, record in records.items():
-        if record.get("profile") != profile or record.get("schema") != kd.SCHEMA:
-            raise ValueError(f"{results / nb}.json is a {record.get('profile')!r} record of schema "
-                             f"{record.get('schema')}; this build reads profile {profile!r}, schema {kd.SCHEMA}: "
-                             f"run code/{nb}.ipynb again in profile {profile!r}.")
-    return records
+    """Every notebook's record in `results`, by notebook, read by kd.load_record (which says which notebook to run
+    when a record is missing, another profile's or of an older schema)."""
+    return {nb: kd.load_record(profile, nb, folder=results) for nb in NEEDS}
 
 
 def summary_tables(records: dict[str, dict]) -> dict[str, dict]:
@@ -120,7 +110,7 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
     root = Path(os.path.commonpath([REPO, results]))  # Typst reads files only below its root
     # Typst reads the records itself (numbers for its sentences) and gets the formatted tables and labels as data
     inputs = {"profile": profile, "results": "/" + str(results.relative_to(root)),
-              **kd.tables.typst_inputs(summary_tables(records))}
+              **kd.tables.typst_inputs(summary_tables(records), records)}
     finished = records["05_summary"]["finished_at"]
     stamp = int(datetime.strptime(finished, "%Y-%m-%dT%H:%M:%S%z").timestamp())  # same records, same bytes
     built = {}
@@ -145,7 +135,13 @@ if __name__ == "__main__":
     parser.add_argument("--profile", default="cpu", help="whose records to read: results/<profile>/ (default cpu)")
     parser.add_argument("--out", type=Path, help="write the PDFs here instead of report/ and poster/")
     parser.add_argument("--png", type=Path, help="also write every page as a PNG here")
+    parser.add_argument("--figures", action="store_true",
+                        help="first redraw every figure of the profile from its records (kd.figures), in seconds")
     args = parser.parse_args()
+    if args.figures:
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        for file, status in kd.figures.redraw(args.profile).items():
+            print(f"{file}: {status}")
     try:
         for name, path in build(args.profile, args.out, args.png).items():
             print(f"{name}: {path}")

@@ -174,17 +174,16 @@ def check_05(m):
         assert isinstance(r["finished_at"], str) and number(r["wall_seconds"]), nb
     assert number(m["course_minutes_01_04"])
     assert {"platform", "cpu_count", "gpu", "torch"} <= set(m["machine"])
-    assert set(m["paper_retention"]) == {*TASK_IDS, "mean"} and all(number(v) for v in m["paper_retention"].values())
+    assert not {"paper_retention", "classic_gain"} & set(m)  # a constant and a derived value: computed where shown
     assert m["models"] and {r["id"] for r in m["models"]} <= set(MODELS)
     for r in m["models"]:
-        assert set(r) == {"id", "params", "size_mb", "cpu_latency_ms", "imdb_accuracy", "speedup_vs_teacher"}, r
+        assert set(r) == {"id", "params", "size_mb", "cpu_latency_ms", "imdb_accuracy"}, r
         assert isinstance(r["params"], int) and fraction(r["imdb_accuracy"])
-        assert all(number(r[k]) and r[k] > 0 for k in ("size_mb", "cpu_latency_ms", "speedup_vs_teacher"))
+        assert all(number(r[k]) and r[k] > 0 for k in ("size_mb", "cpu_latency_ms"))
     check = m["int8_check"]
     assert isinstance(check["eval_rows"], int) and fraction(check["fp32"]) and fraction(check["int8"])
     for who in ("ours", "paper"):
         assert number(m["size_speed"][who]["params"]) and number(m["size_speed"][who]["latency"])
-    assert set(m["classic_gain"]) <= set(MODELS) and all(number(v) for v in m["classic_gain"].values())
     assert isinstance(m["latency_seq_len"], int) and isinstance(m["latency_runs"], int)
 
 
@@ -210,10 +209,8 @@ def test_summary_agrees_with_the_records_it_summarises(folder):
     assert summary["course_minutes_01_04"] == pytest.approx(minutes)
     latency = records["04_classic_kd_imdb"]["metrics"]["latency"]
     assert summary["latency_seq_len"] == latency["seq_len"] and summary["latency_runs"] == latency["runs"]
-    teacher_ms = latency["ms"]["teacher"]
     for row in summary["models"]:  # one CPU clock: 05's latencies are 04's
         assert row["cpu_latency_ms"] == latency["ms"][row["id"]], row["id"]
-        assert row["speedup_vs_teacher"] == pytest.approx(teacher_ms / row["cpu_latency_ms"]), row["id"]
 
 
 @pytest.mark.parametrize("folder", PROFILE_DIRS, ids=lambda p: p.name)

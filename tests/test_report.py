@@ -107,6 +107,11 @@ def test_every_number_in_the_readme_results_is_in_a_record():
     for record in CPU_RESULTS.glob("0[1-5]_*.json"):
         walk(json.loads(record.read_text()))
     walk(build.kd.labels.REFERENCES)
+    records = build.load_records(CPU_RESULTS, "cpu")  # values derived where they are shown, not recorded:
+    walk(build.kd.tables.derived(records))  # the paper's retention, the classic gains
+    models = records["05_summary"]["metrics"]["models"]  # and the speed-ups, teacher ms / model ms
+    teacher_ms = next(m["cpu_latency_ms"] for m in models if m["id"] == "teacher")
+    walk([teacher_ms / m["cpu_latency_ms"] for m in models])
     numbers = re.findall(r"(?<![\w.])[-+]?\d+(?:\.\d+)?", section)
     assert numbers, "the README has no results section"
     notebook_numbers = {f"{i:02d}" for i in range(1, 6)} | {str(i) for i in range(1, 6)}

@@ -6,13 +6,14 @@ other (nbval already proves each stands alone): torch and transformers are impor
 import json
 
 import kd
+import kd.figures
 import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((kd.REPO / "code").glob("0*.ipynb"))
 
 
-def test_every_notebook_runs_in_t4_shapes(monkeypatch):
+def test_every_notebook_runs_in_t4_shapes(monkeypatch, tmp_path):
     monkeypatch.setenv("KD_PROFILE", "t4-shapes")  # the kernel inherits it
     course = nbformat.v4.new_notebook(metadata=nbformat.read(NOTEBOOKS[0], as_version=4).metadata)
     for path in NOTEBOOKS:
@@ -26,3 +27,7 @@ def test_every_notebook_runs_in_t4_shapes(monkeypatch):
         assert record["profile"] == "t4-shapes" and record["settings"]["teacher"] == "random-bert-base", path.stem
     scores = json.loads((kd.results_dir("t4-shapes") / "03_finetune_glue_imdb.json").read_text())["metrics"]["scores"]
     assert all("distilbert_released" in by_model for by_model in scores.values())  # t4's reference row ran too
+    redrawn = kd.figures.redraw("t4-shapes", folder=tmp_path)  # every figure again, from the records alone
+    assert redrawn["01_student_init_head_fit.png"] == kd.figures.NOTHING  # t4: BERT has its head, nothing fitted
+    assert {f: s for f, s in redrawn.items() if s not in ("drawn", kd.figures.NOTHING)} == {}
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f for f, s in redrawn.items() if s == "drawn")

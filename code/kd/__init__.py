@@ -5,6 +5,7 @@
     records    folders, run records, the registry of saved artifacts                 no torch
     labels     ids -> display labels, and other people's numbers (references)        no torch
     tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
+    figures    records -> every figure of the course, in one style                     no torch
     data       datasets from the hub or a local mirror, masked-LM blocks, tasks
     models     teacher and every-other-layer student
     losses     the triple loss and the task-level loss, as pure functions
@@ -24,7 +25,7 @@ from .config import (MINILM, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, 
                      TaskKDConfig, get_profile)
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, cpu_bf16, finetune_dir, fingerprint, load_record,
                       load_saved, precision, results_dir, saved_path, versions)
-from . import budget, labels, tables  # noqa: F401
+from . import budget, figures, labels, tables  # noqa: F401
 
 _LAZY = ("data", "models", "losses", "resume", "training", "measure", "students",
          "metrics")  # these import torch, transformers, datasets (metrics: evaluate)

@@ -18,6 +18,16 @@ MODELS = {
     "attention-1": "Attention, 1 layer", "attention-2": "Attention, 2 layers",
     "transformer-1": "Transformer, 1 layer", "transformer-2": "Transformer, 2 layers",
 }
+COLORS = {  # one colour per model id in every figure of the course (kd.figures); matplotlib's tab10 where it can
+    "teacher": "#222222", "student_distilled": "#1f77b4", "student_init": "#ff7f0e", "student_task_kd": "#2ca02c",
+    "distilbert_released": "#9467bd", "student_int8": "#17becf", "student_full_copy": "#7f7f7f",
+    "bilstm-1": "#d62728", "bilstm-2": "#d62728", "bigru-1": "#8c564b", "bigru-2": "#8c564b",
+    "attention-1": "#e377c2", "attention-2": "#e377c2", "transformer-1": "#bcbd22", "transformer-2": "#bcbd22",
+    "ablation_triple": "#1f77b4", "ablation_other": "#aec7e8",
+}
+# Figure text in points. The widest figures are 10 in, printed at the report's text width (16.6 cm): 13 pt there
+# prints at 8.5 pt, 81% of the report's 10.5 pt body text
+FIGURE_FONT = 13
 CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
 ABLATIONS = {  # notebook 02: the paper's Table 4 at our scale
     "triple": "triple loss",

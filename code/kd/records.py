@@ -181,12 +181,14 @@ class Run:
         return path
 
 
-def load_record(profile: Profile | str, notebook: str) -> dict:
-    """A notebook's run record; an error naming the notebook to run if it is missing, another profile's or older."""
+def load_record(profile: Profile | str, notebook: str, folder: Path | None = None) -> dict:
+    """A notebook's run record (from results/<profile>/, or `folder`); an error naming the notebook to run if it is
+    missing, another profile's or older."""
     name = profile if isinstance(profile, str) else profile.name
-    path = results_dir(name) / f"{notebook}.json"
+    path = Path(folder or results_dir(name)) / f"{notebook}.json"
     if not path.exists():
-        raise FileNotFoundError(f"No run record at {path}: run code/{notebook}.ipynb in profile {name!r} first.")
+        raise FileNotFoundError(f"No run record at {path}: run code/{notebook}.ipynb in profile {name!r} first "
+                                f"(KD_PROFILE={name}).")
     record = json.loads(path.read_text())
     if record.get("profile") != name:
         raise ValueError(f"{path} holds a {record.get('profile')!r} run, not {name!r}: run code/{notebook}.ipynb again.")

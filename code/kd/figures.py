@@ -1,0 +1,318 @@
+"""Every figure of the course, drawn from run records alone: each function takes the `metrics` of the records it
+reads (the dict a notebook saves), so a notebook shows exactly what `redraw` draws again later from the committed
+records, in seconds, with no model and no training (`python report/build.py --figures`).
+
+One style for all: one colour per model id (kd.labels.COLORS), percentages on every score axis, and one font size,
+chosen so that figure text stays legible where the report and the poster print the figures (kd.labels.FIGURE_FONT).
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+from .labels import ABLATIONS, CLASSIC_KINDS, COLORS, FIGURE_FONT, MODELS, REFERENCES, TASKS, METRICS
+
+TASK_IDS = ["cola", "mrpc", "imdb"]
+
+
+class RecordLacks(KeyError):
+    """A record made before a figure's data was recorded: the notebook that writes it must run again."""
+
+
+def _styled(fn):
+    @functools.wraps(fn)
+    def draw(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        style = {f"{k}": FIGURE_FONT for k in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize",
+                                                "ytick.labelsize", "legend.fontsize", "figure.titlesize")}
+        with plt.rc_context(style):
+            try:
+                return fn(*args, **kwargs)
+            except KeyError as missing:
+                raise RecordLacks(f"the record has no {missing} for figure {fn.__name__!r}") from None
+    return draw
+
+
+def _subplots(*args, **kwargs):
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, layout="constrained", **kwargs)
+
+
+def _log_ticks(axis) -> None:
+    """A log-scaled axis with plain numbers at 1, 2, 5, 10, 20, ...."""
+    import matplotlib.ticker as ticker
+
+    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
+    axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+    axis.set_major_formatter(ticker.ScalarFormatter())
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+# --- notebook 01
+
+@_styled
+def head_fit(m01: dict):
+    """The masked-LM loss of the two stages that make the teacher a masked LM; None where no stage ran (t4: BERT
+    has its head)."""
+    if not m01["head_fit_curves"]:
+        return None
+    fig, ax = _subplots(figsize=(6.4, 3.4))
+    offset = 0
+    for stage, label in (("head", "head only, encoder frozen"), ("adapt", "every weight")):
+        curve = m01["head_fit_curves"][stage]
+        ax.plot([s + offset for s in curve["step"]], curve["loss"], label=label)
+        offset += curve["step"][-1] if curve["step"] else 0
+    ax.set(xlabel="optimiser step", ylabel="masked-LM loss (cross-entropy, nats)",
+           title="Making the teacher a masked LM")
+    ax.legend()
+    return fig
+
+
+@_styled
+def equivalence(m01: dict):
+    """Teacher logits against the all-layer copy's and the k-layer student's, and the largest difference per token."""
+    e = m01["equivalence"]
+    fig, axes = _subplots(1, 2, figsize=(9.6, 3.8))
+    names = {"full": f"all {m01['teacher_layers']} layers", "student": f"layers {m01['student_layers']}"}
+    colors = {"full": COLORS["student_full_copy"], "student": COLORS["student_init"]}
+    for key, alpha in (("full", 1.0), ("student", 0.4)):
+        axes[0].scatter(e["teacher_logits"], e[f"{key}_logits"], s=2, alpha=alpha, color=colors[key],
+                        label=names[key])
+    axes[0].set(xlabel="teacher logit", ylabel="student logit",
+                title=f"Masked-LM logits, {len(e['teacher_logits']):,} sampled")
+    axes[0].legend(markerscale=5)
+    per_token = [[math.log10(max(v, 1e-9)) for v in e["max_diff_per_token"][k]] for k in ("full", "student")]
+    axes[1].hist(per_token, bins=40, label=[names["full"], names["student"]], color=[colors["full"], colors["student"]])
+    axes[1].axvline(math.log10(e["tolerance"]), color="k", ls="--", lw=1, label=f"tolerance {e['tolerance']:g}")
+    axes[1].set(xlabel="log10 of the largest |logit difference| per token", ylabel="tokens",
+                title="The all-layer copy is exact")
+    axes[1].legend()
+    return fig
+
+
+@_styled
+def size(m01: dict):
+    """Where the encoders' parameters are: embeddings against transformer layers."""
+    fig, ax = _subplots(figsize=(5.6, 3.4))
+    ids = list(m01["params"])
+    labels = [MODELS[i] for i in ids]
+    emb = [m01["embedding_params"][i] / 1e6 for i in ids]
+    layers = [(m01["params"][i] - m01["embedding_params"][i]) / 1e6 for i in ids]
+    ax.bar(labels, emb, color="0.75", label="embeddings")
+    ax.bar(labels, layers, bottom=emb, color=[COLORS[i] for i in ids], label="transformer layers")
+    ax.set(ylabel="encoder parameters (millions)", title="Where the parameters are")
+    ax.legend()
+    return fig
+
+
+# --- notebook 02
+
+@_styled
+def loss_curves(m02: dict):
+    """The weighted total and each term of the triple loss, unweighted, as logged."""
+    c, w = m02["loss_curves"], m02["distill_config"]
+    total = f"weighted total {w['alpha_ce']:g} L_ce + {w['alpha_mlm']:g} L_mlm + {w['alpha_cos']:g} L_cos"
+    fig, axes = _subplots(2, 2, figsize=(8, 5.2), sharex=True)
+    for ax, key, title, unit in zip(axes.flat, ["loss", "loss_ce", "loss_mlm", "loss_cos"],
+                                    [total, "L_ce: soft-target KL x T²",
+                                     "L_mlm: masked-LM cross-entropy", "L_cos: 1 - cosine of hidden states"],
+                                    ["loss", "nats x T²", "nats", "1 - cos"]):
+        ax.plot(c["step"], c[key], color=COLORS["student_distilled"])
+        ax.set(title=title, ylabel=unit)
+    for ax in axes[1]:
+        ax.set(xlabel="optimiser step")
+    return fig
+
+
+@_styled
+def ablation(m02: dict):
+    """Each ablation row: the mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
+    a = m02["ablation"]
+    rows = list(a["masked_acc"])[::-1]
+    fig, ax = _subplots(figsize=(6.4, 3.4))
+    means = [100 * a["masked_acc"][r]["mean"] for r in rows]
+    ax.barh([ABLATIONS[r] for r in rows], means, xerr=[100 * a["masked_acc"][r]["std"] for r in rows],
+            color=[COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows],
+            label="mean over seeds ± sd")
+    for y, r in enumerate(rows):
+        runs = a["masked_acc"][r]["runs"]
+        ax.plot([100 * v for v in runs], [y] * len(runs), "k.", ms=5, label="one seed" if y == 0 else None)
+    ax.set(xlabel="held-out masked-token accuracy (%)",
+           title=f"Ablation: {a['steps']} steps, {len(a['seeds'])} seeds")
+    ax.legend(loc="lower right")
+    return fig
+
+
+# --- notebook 03
+
+@_styled
+def comparison(m03: dict):
+    """Per task: each model's median over seeds (bar) and each seed (dot), the paper's scores as references, and
+    the majority-class baseline where the record has it."""
+    ids = list(m03["models"])
+    fig, axes = _subplots(1, len(TASK_IDS), figsize=(10, 4.4), sharey=True)
+    for ax, t in zip(axes, TASK_IDS):
+        scores = m03["scores"][t]
+        for i, m in enumerate(ids):
+            if m not in scores:
+                ax.text(i, 2, "not run", rotation=90, ha="center", va="bottom", color="0.4")
+                continue
+            ax.bar(i, scores[m]["median"], color=COLORS[m], label=MODELS[m] if t == TASK_IDS[0] else None)
+            ax.plot([i] * len(scores[m]["runs"]), [100 * r[m03["headline_metric"][t]] for r in scores[m]["runs"]],
+                    "k.", ms=5, label="one seed" if t == TASK_IDS[0] and i == 0 else None)
+        for ls, ref in zip(["--", ":"], ("BERT-base (paper)", "DistilBERT (paper)")):
+            ax.axhline(REFERENCES["paper_scores"][ref][t], color="0.4", ls=ls, lw=1,
+                       label=f"{ref}, reference" if t == TASK_IDS[0] else None)
+        if "baselines" in m03:
+            ax.axhline(100 * m03["baselines"][t]["majority"][m03["headline_metric"][t]], color="C3", lw=1.2,
+                       label="majority class" if t == TASK_IDS[0] else None)
+        ax.set_xticks([])
+        ax.set(title=f"{TASKS[t]}, {METRICS[m03['headline_metric'][t]]}", ylim=(0, 100))
+    axes[0].set(ylabel="score (x100; bars: median over seeds)")
+    fig.legend(loc="outside lower center", ncol=3)
+    return fig
+
+
+# --- notebook 04
+
+def _classic_points(ax, table: list[dict], x_of, legend: bool = True) -> None:
+    """Each classic student twice, alone (hollow) and distilled (filled), joined; a colour per kind, a marker per
+    depth (the legend names each kind once; _marker_key explains the markers)."""
+    for r in table:
+        x, marker, color = x_of(r["id"]), "os"[r["layers"] - 1], COLORS[r["id"]]
+        named = legend and r["layers"] == min(q["layers"] for q in table if q["kind"] == r["kind"])
+        ax.scatter(x, 100 * r["single"], marker=marker, facecolors="none", edgecolors=color)
+        ax.scatter(x, 100 * r["distilled"], marker=marker, color=color, label=CLASSIC_KINDS[r["kind"]] if named else None)
+        ax.plot([x, x], [100 * r["single"], 100 * r["distilled"]], color=color, lw=0.8)
+
+
+def _marker_key(ax) -> None:
+    """Legend entries for what the markers mean, beside the models' colours."""
+    for marker, text in (("o", "1 layer"), ("s", "2 layers")):
+        ax.scatter([], [], marker=marker, color="0.3", label=text)
+    ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="trained alone (hollow)")
+    ax.scatter([], [], marker="o", color="0.3", label="distilled (filled)")
+
+
+@_styled
+def accuracy_vs_latency(m04: dict, m03: dict):
+    """The classic students alone and distilled, the teacher and the DistilBERT student, against CPU latency."""
+    ms = m04["latency"]["ms"]
+    fig, ax = _subplots(figsize=(8, 4.4))
+    _classic_points(ax, m04["table"], ms.get)
+    ax.scatter(ms["teacher"], 100 * m04["teacher_accuracy"], marker="*", s=160, color=COLORS["teacher"],
+               label=MODELS["teacher"])
+    ax.scatter(ms["student_distilled"], m03["scores"]["imdb"]["student_distilled"]["median"], marker="D",
+               color=COLORS["student_distilled"], label=MODELS["student_distilled"])
+    _marker_key(ax)
+    _log_ticks(ax.xaxis)
+    ax.set(xlabel=f"CPU latency (ms, batch 1, {m04['latency']['seq_len']} tokens, log scale)",
+           ylabel="IMDb test accuracy (%)", title="Accuracy against CPU latency")
+    fig.legend(loc="outside right upper")
+    return fig
+
+
+# --- notebook 05
+
+@_styled
+def retention(m03: dict):
+    """Student / teacher per task and on average, with the paper's DistilBERT / BERT-base as a reference."""
+    import numpy as np
+
+    from .tables import paper_retention
+
+    students, groups = list(m03["retention"]), TASK_IDS + ["mean"]
+    width = 0.8 / len(students)
+    fig, ax = _subplots(figsize=(8, 4.8))
+    for i, m in enumerate(students):
+        r = m03["retention"][m]
+        x = np.arange(len(groups)) + (i - (len(students) - 1) / 2) * width
+        kept = [100 * r[g] if r.get(g) is not None else np.nan for g in groups]
+        ax.bar(x, kept, width, color=COLORS[m], label=MODELS[m])
+        for xi, g in zip(x, groups):
+            if g not in r:  # task KD runs on IMDb only: no bar, and no mean
+                ax.text(xi, 3, "no mean" if g == "mean" else "not run", rotation=90, ha="center", va="bottom",
+                        color="0.4")
+    paper = paper_retention()
+    ax.scatter(range(len(groups)), [100 * paper[g] for g in groups], marker="_", s=600, color="k", zorder=3,
+               label="DistilBERT / BERT-base, paper (reference)")
+    ax.axhline(REFERENCES["earlier_course"]["mean_retention_percent"], color="0.4", ls=":", lw=1,
+               label="earlier course reproduction, mean (reference)")
+    ax.set(xticks=range(len(groups)), xticklabels=[TASKS.get(g, g) for g in groups], ylim=(0, 110),
+           ylabel="student / teacher (%)", title="Retention of the teacher's score")
+    fig.legend(loc="outside lower center", ncol=2)
+    return fig
+
+
+@_styled
+def accuracy_vs_size(m05: dict, m04: dict):
+    """Every model: IMDb accuracy against CPU latency and against the bytes of its weights (int8 shrinks the bytes,
+    not the parameter count)."""
+    row = {r["id"]: r for r in m05["models"]}
+    fig, axes = _subplots(1, 2, figsize=(10, 5.2), sharey=True)
+    for ax, key, xlabel in ((axes[0], "cpu_latency_ms", f"CPU latency (ms, batch 1, {m05['latency_seq_len']} tokens)"),
+                            (axes[1], "size_mb", "weights (MB)")):
+        _classic_points(ax, m04["table"], lambda i: row[i][key], legend=ax is axes[0])
+        for m, marker in zip(("teacher", "student_distilled", "student_int8"), "*Dd"):
+            ax.scatter(row[m][key], 100 * row[m]["imdb_accuracy"], marker=marker, color=COLORS[m],
+                       s=160 if m == "teacher" else 60, label=MODELS[m] if ax is axes[0] else None)
+        _log_ticks(ax.xaxis)
+        ax.set(xlabel=xlabel, title=f"against {'speed' if ax is axes[0] else 'size'} (log scale)")
+    axes[0].set(ylabel="IMDb test accuracy (%)")
+    _marker_key(axes[0])
+    fig.legend(loc="outside lower center", ncol=4)
+    return fig
+
+
+# --- every figure, and who draws it from which records
+
+FIGURES = {  # notebook -> figure name -> (function, the notebooks whose metrics it reads, in order)
+    "01_student_init": {"head_fit": (head_fit, ["01_student_init"]), "equivalence": (equivalence, ["01_student_init"]),
+                        "size": (size, ["01_student_init"])},
+    "02_mlm_distillation": {"loss_curves": (loss_curves, ["02_mlm_distillation"]),
+                            "ablation": (ablation, ["02_mlm_distillation"])},
+    "03_finetune_glue_imdb": {"comparison": (comparison, ["03_finetune_glue_imdb"])},
+    "04_classic_kd_imdb": {"accuracy_vs_latency": (accuracy_vs_latency, ["04_classic_kd_imdb",
+                                                                         "03_finetune_glue_imdb"])},
+    "05_summary": {"retention": (retention, ["03_finetune_glue_imdb"]),
+                   "accuracy_vs_size": (accuracy_vs_size, ["05_summary", "04_classic_kd_imdb"])},
+}
+
+
+NOTHING = "nothing to draw in this profile"
+
+
+def redraw(profile: str, folder: Path | None = None) -> dict[str, str]:
+    """Every figure of a profile drawn again from its records in results/<profile>/, written beside them (or to
+    `folder`). Returns figure file name -> "drawn", or why not (a record missing, or made before the figure's data
+    was recorded: then it names the notebook to run again; the figure already there is kept)."""
+    import matplotlib.pyplot as plt
+
+    from .config import PROFILES
+    from .records import Run, load_record
+
+    done = {}
+    for notebook, figures in FIGURES.items():
+        for name, (fn, sources) in figures.items():
+            file = f"{notebook}_{name}.png"
+            try:
+                metrics = [load_record(profile, nb)["metrics"] for nb in sources]
+            except (FileNotFoundError, ValueError) as why:  # no record, or another profile's or schema's
+                done[file] = f"not drawn: {why}"
+                continue
+            try:
+                fig = fn(*metrics)
+            except RecordLacks as why:
+                done[file] = f"not drawn: {why.args[0]}; run code/{notebook}.ipynb again to record it"
+                continue
+            if fig is None:
+                done[file] = NOTHING
+                continue
+            Run(PROFILES[profile], notebook, folder=folder).figure(fig, name)
+            plt.close(fig)
+            done[file] = "drawn"
+    return done
