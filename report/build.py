@@ -12,7 +12,6 @@ Built for the README's profile (cpu), it also rewrites the README's results sect
 Only kd's torch-free modules are imported: building needs no torch.
 """
 import argparse
-import json
 import os
 import sys
 from datetime import datetime
@@ -20,15 +19,16 @@ from pathlib import Path
 
 import typst
 
+import kd  # torch-free: config, records, labels, tables and figures load at once, the models never (pip install -e .)
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "code"))
-import kd  # noqa: E402  (torch-free: config, records, labels and tables load at once, the models never)
 
 DOCUMENTS = {"report": REPO / "report" / "report.typ", "poster": REPO / "poster" / "poster.typ"}
 README, README_PROFILE = REPO / "README.md", "cpu"
 BEGIN = "<!-- results: written by `python report/build.py` from results/cpu/; edits here are overwritten -->"
 END = "<!-- end of results -->"
-BUDGET_BEGIN = "<!-- budget: written by `python report/build.py` from kd.budget (estimates); edits here are overwritten -->"
+BUDGET_BEGIN = ("<!-- budget: written by `python report/build.py` from kd.budget (estimates); edits here are "
+                "overwritten -->")
 BUDGET_END = "<!-- end of budget -->"
 NEEDS = kd.NOTEBOOKS  # the report quotes every notebook's record
 

@@ -16,12 +16,10 @@ import contextlib
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from transformers import BertForMaskedLM, BertForSequenceClassification
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 import kd  # noqa: E402
 from bench_distill_step import SHAPES  # noqa: E402  (its neighbour in tests/: the profiles' teacher shapes)
 
@@ -127,7 +125,7 @@ def report(title: str, medians: dict) -> None:
 
 
 def main(repeats: int = 5) -> None:
-    bf16 = kd.records.cpu_bf16()
+    bf16 = kd.machine.cpu_bf16()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {bf16} "
           f"({'after uses bf16 autocast' if bf16 else 'after stays fp32: emulated bf16 is slower'})")

@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForMaskedLM, Trainer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 import kd  # noqa: E402
 
 SHAPES = {  # the teacher of each profile, as a config (weights random)
     "t4": BertConfig(),  # bert-base-uncased: 12 layers, 768 wide
-    "cpu": BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),  # MiniLM-L6
+    "cpu": BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                      intermediate_size=1536),  # MiniLM-L6
     "smoke": BertConfig(vocab_size=1500, **kd.TINY_BERT),
 }
 
@@ -40,12 +40,13 @@ def main(profile_name: str = "cpu", repeats: int = 7) -> None:
     student_kd, student_floor = (kd.build_student(teacher, layers).to(device) for _ in range(2))
     ids = torch.randint(1000, config.vocab_size, (profile.distill_batch, profile.block_size), device=device)
     labels = torch.where(torch.rand(ids.shape, device=device) < 0.15, ids, torch.full_like(ids, -100))
-    batch = {"input_ids": ids.masked_fill(labels != -100, 103), "attention_mask": torch.ones_like(ids), "labels": labels}
+    batch = {"input_ids": ids.masked_fill(labels != -100, 103), "attention_mask": torch.ones_like(ids),
+             "labels": labels}
 
     out = tempfile.mkdtemp()
     args = kd.training_args(profile, Path(out), max_steps=1000, learning_rate=profile.distill_lr,
                             per_device_train_batch_size=profile.distill_batch)
-    distiller = kd.DistillationTrainer(model=student_kd, args=args, teacher=teacher, distill=kd.DistillConfig())
+    distiller = kd.DistillationTrainer(model=student_kd, args=args, teacher=teacher, distill_config=kd.DistillConfig())
     floor = Trainer(model=student_floor, args=args)  # the student's own masked-LM loss, nothing else
     for t in (distiller, floor):
         t.create_optimizer_and_scheduler(num_training_steps=1000)
@@ -82,7 +83,8 @@ def main(profile_name: str = "cpu", repeats: int = 7) -> None:
     d, f = statistics.median(times["distill"]), statistics.median(times["floor"])
     tokens = profile.distill_batch * profile.block_size
     print(f"profile {profile.name} on {device} ({torch.get_num_threads()} threads), batch {profile.distill_batch} x "
-          f"{profile.block_size} tokens, teacher {config.num_hidden_layers}x{config.hidden_size}, student layers {layers}")
+          f"{profile.block_size} tokens, teacher {config.num_hidden_layers}x{config.hidden_size}, "
+          f"student layers {layers}")
     print(f"distillation step {d * 1000:.0f} ms | floor (student MLM step + teacher forward) {f * 1000:.0f} ms | "
           f"ratio {d / f:.3f} (target <= 1.10), median of {repeats}; "
           f"ratio of CPU time {statistics.median(cpu_times['distill']) / statistics.median(cpu_times['floor']):.3f} "

@@ -1,21 +1,20 @@
 """Test settings, applied before anything is collected, so the notebook kernels nbval starts inherit them:
 the `smoke` profile, no network, and throw-away results/ and artifacts/ folders (committed results stay untouched)."""
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _scratch = Path(tempfile.mkdtemp(prefix="kd-tests-"))
-os.environ.update(KD_PROFILE="smoke", KD_RESULTS_DIR=str(_scratch / "results"), KD_ARTIFACTS_DIR=str(_scratch / "artifacts"),
-                  HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+os.environ.update(KD_PROFILE="smoke", KD_RESULTS_DIR=str(_scratch / "results"),
+                  KD_ARTIFACTS_DIR=str(_scratch / "artifacts"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                  TOKENIZERS_PARALLELISM="false")
 if "PYTEST_XDIST_WORKER" in os.environ:  # pytest -n 2: two workers on two cores, one thread each (two each: 4x slower)
     os.environ["OMP_NUM_THREADS"] = "1"
 for var in ("KD_DATA_ROOT", "KD_MODEL_ROOT", "KD_CPU_BF16"):  # tests read only what the repository ships; the
     # precision is the machine's (auto) unless a test forces a path (the cpu_precision fixture)
     os.environ.pop(var, None)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "code"))
 
 
 @pytest.fixture(scope="module", autouse=True)

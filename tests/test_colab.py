@@ -13,7 +13,7 @@ import pytest
 import torch
 from kd import budget
 import kd.runtime
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForMaskedLM
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM
 
 SMOKE, T4 = kd.get_profile("smoke"), kd.PROFILES["t4"]
 NOTEBOOKS = sorted((kd.REPO / "code").glob("0*.ipynb"))
@@ -65,7 +65,7 @@ def test_budget_grows_with_the_settings():
 
 def test_budget_lengths_match_the_samples():
     """The token lengths the budget assumes (measured on the full mirror) agree with the committed samples."""
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.models.BERT_VOCAB)
+    tokenizer = AutoTokenizer.from_pretrained(kd.models.BERT_VOCAB)
     for task, length in [("cola", 128), ("mrpc", 128), ("imdb", 512)]:
         rows = kd.data.load_split(SMOKE, kd.TASKS[task].dataset, "train")
         fields = [list(rows[f]) for f in kd.TASKS[task].text_fields]
@@ -78,7 +78,7 @@ def test_budget_lengths_match_the_samples():
 
 @pytest.fixture(scope="module")
 def mlm(tmp_path_factory):
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     torch.manual_seed(0)
     teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **kd.TINY_BERT)).eval()
     texts = datasets.Dataset.from_dict({"text": ["the film was long and the ending was good"] * 40})
@@ -154,7 +154,7 @@ def test_masked_lm_eval_leaves_the_model_trainable(mlm):
 
 
 def test_predict_and_latency_put_models_back():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.teacher_source(SMOKE))
+    tokenizer = AutoTokenizer.from_pretrained(kd.teacher_source(SMOKE))
     model = AutoModelForSequenceClassification.from_pretrained(kd.teacher_source(SMOKE), num_labels=2)
     model.double().train()
     rows = datasets.Dataset.from_dict({"input_ids": [[2, 7, 9, 3]] * 3, "labels": [0, 1, 0]})

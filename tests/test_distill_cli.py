@@ -56,9 +56,17 @@ def test_help_names_every_option():
     done = subprocess.run([sys.executable, "-m", "kd.distill_mlm", "--help"], cwd=kd.REPO / "code",
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
-    for option in ("--out", "--profile", "--steps", "--minutes", "--batch", "--accum", "--corpus", "--hub-corpus"):
+    for option in ("--out", "--profile", "--steps", "--minutes", "--batch", "--accum", "--corpus", "--hub-corpus",
+                   "--temperature", "--alpha-ce", "--alpha-mlm", "--alpha-cos", "--masked-only"):
         assert option in done.stdout
     assert "torchrun --nproc_per_node" in done.stdout
+
+
+def test_loss_flags_override_the_profiles_triple_loss():
+    from kd import distill_mlm
+
+    args = distill_mlm.parse_args(["--out", "x", "--temperature", "4", "--alpha-ce", "0"])
+    assert (args.temperature, args.alpha_ce, args.alpha_mlm, args.masked_only) == (4.0, 0.0, None, None)
 
 
 def test_corpus_choices_are_masked_lm_corpora_of_the_data_module():

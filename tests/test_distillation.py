@@ -7,7 +7,7 @@ import kd
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForMaskedLM
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
 SMOKE = kd.get_profile("smoke")
 
@@ -34,16 +34,19 @@ def test_soft_target_loss_temperature_and_padding():
     mask = torch.ones(2, 5, dtype=torch.bool)
     mask[1, 3:] = False
     assert kd.soft_target_loss(t, t, mask, 2.0).item() == pytest.approx(0.0, abs=1e-6)
-    assert kd.soft_target_loss(s, t, mask, 1.0).item() != pytest.approx(kd.soft_target_loss(s, t, mask, 4.0).item(), rel=1e-3)
+    at_4 = kd.soft_target_loss(s, t, mask, 4.0).item()
+    assert kd.soft_target_loss(s, t, mask, 1.0).item() != pytest.approx(at_4, rel=1e-3)
     s2 = s.clone()
     s2[1, 3:] = 100 * torch.randn(2, 11)  # padding positions may hold anything
-    assert kd.soft_target_loss(s2, t, mask, 2.0).item() == pytest.approx(kd.soft_target_loss(s, t, mask, 2.0).item(), rel=1e-6)
+    at_2 = kd.soft_target_loss(s, t, mask, 2.0).item()
+    assert kd.soft_target_loss(s2, t, mask, 2.0).item() == pytest.approx(at_2, rel=1e-6)
 
 
 @pytest.mark.parametrize("padded", [False, True])
 def test_soft_target_loss_matches_plain_autograd(monkeypatch, padded):
     """The one-pass KL gives the value and the gradient of the textbook formula, across chunk boundaries."""
-    monkeypatch.setattr(kd._SoftTargetKL, "chunk_bytes", {"cpu": 3 * 4 * 13})  # 10 tokens: chunks of 3, 3, 3 and 1 rows
+    # 10 tokens: chunks of 3, 3, 3 and 1 rows
+    monkeypatch.setattr(kd.losses._SoftTargetKL, "chunk_bytes", {"cpu": 3 * 4 * 13})
     torch.manual_seed(0)
     s, t = 3 * torch.randn(2, 5, 13), 3 * torch.randn(2, 5, 13)
     mask = torch.ones(2, 5, dtype=torch.bool)
@@ -62,7 +65,8 @@ def test_soft_target_loss_matches_plain_autograd(monkeypatch, padded):
 
 
 def test_soft_target_loss_half_precision_logits():
-    """fp16 training (t4) hands the loss half-precision logits: it computes in fp32 and returns a gradient of their dtype."""
+    """fp16 training (t4) hands the loss half-precision logits: it computes in fp32, returns a gradient of their
+    dtype."""
     torch.manual_seed(0)
     s, t = 3 * torch.randn(2, 4, 50), 3 * torch.randn(2, 4, 50)
     mask = torch.ones(2, 4, dtype=torch.bool)
@@ -122,7 +126,7 @@ def test_weighted_loss_uses_the_config_weights():
 
 @pytest.fixture(scope="module")
 def setup():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     torch.manual_seed(0)
     teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **kd.TINY_BERT)).eval()
     blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32)

@@ -4,13 +4,15 @@ import math
 import kd
 import pytest
 import torch
+from transformers import AutoTokenizer
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 SMOKE = kd.get_profile("smoke")
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    return AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
 
 
 def test_task_scores_known_values():
@@ -129,7 +131,7 @@ def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
             self.w = torch.nn.Linear(3, 2)
 
         def forward(self, x):
-            return kd.SequenceClassifierOutput(logits=self.w(x))
+            return SequenceClassifierOutput(logits=self.w(x))
 
     model = Linear()
     x, labels, logits_t = torch.randn(4, 3), torch.tensor([0, 1, -1, 1]), torch.randn(4, 2)

@@ -1,11 +1,11 @@
 """The helper module's foundation: profiles, data, teacher and student, metrics, run records."""
 import json
-from pathlib import Path
 
 import kd
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM, DistilBertModel
+from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM,
+                          DistilBertModel)
 
 SMOKE = kd.get_profile("smoke")
 
@@ -68,7 +68,7 @@ def test_unknown_dataset():
 
 
 def test_mlm_blocks_are_framed_and_full_length():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32)
     assert len(blocks) > 5
     for ids in blocks["input_ids"]:
@@ -77,7 +77,7 @@ def test_mlm_blocks_are_framed_and_full_length():
 
 
 def test_fixed_masking_is_repeatable():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32)
     a, b = (kd.fixed_masked_batches(blocks, tokenizer, 4, seed=1) for _ in range(2))
     c = kd.fixed_masked_batches(blocks, tokenizer, 4, seed=2)
@@ -111,13 +111,15 @@ def test_weight_map_covers_the_student_from_the_chosen_layers(tiny_teacher):
         if s.startswith("distilbert.transformer.layer."):
             j = int(s.split(".")[3])
             assert t.startswith(f"bert.encoder.layer.{layers[j]}."), (s, t)
-    assert m["distilbert.transformer.layer.1.attention.q_lin.weight"] == "bert.encoder.layer.3.attention.self.query.weight"
+    q = m["distilbert.transformer.layer.1.attention.q_lin.weight"]
+    assert q == "bert.encoder.layer.3.attention.self.query.weight"
 
 
 def test_student_copies_weights_and_folds_token_type(tiny_teacher):
     t = tiny_teacher
     s = kd.build_student(t, [0, 3])
-    assert torch.equal(s.distilbert.transformer.layer[1].ffn.lin1.weight, t.bert.encoder.layer[3].intermediate.dense.weight)
+    lin1, dense = s.distilbert.transformer.layer[1].ffn.lin1.weight, t.bert.encoder.layer[3].intermediate.dense.weight
+    assert torch.equal(lin1, dense)
     assert torch.equal(s.vocab_projector.bias, t.cls.predictions.bias)
     assert s.vocab_projector.weight is s.distilbert.embeddings.word_embeddings.weight
     assert t.bert.embeddings.token_type_embeddings.weight[0].abs().max() > 0.1  # else folding it in would not show
@@ -171,7 +173,8 @@ def test_later_notebooks_use_the_teacher_notebook_01_adapted(monkeypatch, tmp_pa
 
 
 def test_non_bert_teacher_is_an_error(tmp_path):
-    DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, hidden_dim=32, n_layers=1, n_heads=2)).save_pretrained(tmp_path)
+    config = DistilBertConfig(vocab_size=50, dim=16, hidden_dim=32, n_layers=1, n_heads=2)
+    DistilBertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="must be a BERT"):
         kd.load_teacher(str(tmp_path))
 
@@ -220,7 +223,7 @@ def test_run_record_fields_and_profile_folders(monkeypatch, tmp_path):
     cpu_record.parent.mkdir()
     cpu_record.write_text("{}")
     run = kd.Run(SMOKE, "00_demo", seeds={"torch": 1})
-    run.load("mrpc", "validation")
+    kd.noted_split(run, "mrpc", "validation")
     path = run.save({"f1": 0.5})
     record = json.loads(path.read_text())
     assert path == tmp_path / "smoke" / "00_demo.json" and cpu_record.read_text() == "{}"
@@ -228,6 +231,7 @@ def test_run_record_fields_and_profile_folders(monkeypatch, tmp_path):
             "metrics"} <= set(record)
     assert (record["schema"], record["notebook"], record["settings"]["name"]) == (kd.SCHEMA, "00_demo", "smoke")
     assert record["data"]["mrpc/validation"]["rows"] == 120 and record["versions"]["torch"] == torch.__version__
+    assert record["data"]["mrpc/validation"] == {"source": "nyu-mll/glue/mrpc", "local_mirror": True, "rows": 120}
     assert kd.load_record(SMOKE, "00_demo")["metrics"] == {"f1": 0.5}
     with pytest.raises(FileNotFoundError, match="run code/99_missing.ipynb"):
         kd.load_record(SMOKE, "99_missing")

@@ -7,14 +7,14 @@ import datasets
 import kd
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, default_data_collator
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, default_data_collator
 
 SMOKE = kd.get_profile("smoke")
 
 
 def test_the_switch_picks_the_precision_and_names_the_fix_for_a_bad_value(monkeypatch):
     for native in (True, False):
-        monkeypatch.setattr(kd.records, "cpu_bf16", lambda: native)
+        monkeypatch.setattr(kd.machine, "cpu_bf16", lambda: native)
         monkeypatch.delenv("KD_CPU_BF16", raising=False)
         assert kd.precision(SMOKE) == ("bf16" if native else "fp32")  # auto: the machine's
         assert kd.precision(dataclasses.replace(SMOKE, cpu_bf16=False)) == "fp32"  # a profile may refuse bf16
@@ -35,7 +35,7 @@ def test_the_record_says_which_precision_ran(cpu_precision, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(kd.SMOKE_DATA / "tiny_tokenizer")
     torch.manual_seed(0)
     teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), **kd.TINY_BERT)).eval()
     blocks = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, 32).select(range(8))
@@ -72,8 +72,8 @@ def micro_batched_run(tiny, tmp_path, batch: int, accum: int, cfg: kd.DistillCon
                             gradient_accumulation_steps=accum, learning_rate=1e-2, optim="sgd", weight_decay=0.0,
                             lr_scheduler_type="constant", max_grad_norm=1e9, logging_steps=1)
     with kd.kept_in_place(student, teacher):
-        trainer = kd.DistillationTrainer(model=student, args=args, train_dataset=rows, teacher=teacher, distill=cfg,
-                                         data_collator=default_data_collator)
+        trainer = kd.DistillationTrainer(model=student, args=args, train_dataset=rows, teacher=teacher,
+                                         distill_config=cfg, data_collator=default_data_collator)
         trainer.train()
     return student, next(r for r in trainer.state.log_history if "loss" in r)
 

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import kd
 import pytest
 import torch
-import torch.nn.functional as F
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM
 
 SMOKE = kd.get_profile("smoke")
 SCORE_KEYS = {"accuracy", "f1", "matthews_correlation", "f1_acc_mean"}
@@ -29,7 +28,7 @@ def classifier(seed=0):
 
 @pytest.fixture(scope="module")
 def cola():
-    tokenizer = kd.AutoTokenizer.from_pretrained(kd.teacher_source(SMOKE))
+    tokenizer = AutoTokenizer.from_pretrained(kd.teacher_source(SMOKE))
     train, evaluation = kd.task_data(kd.Run(SMOKE, "test"), kd.TASKS["cola"], tokenizer)
     return tokenizer, train.select(range(16)), evaluation.select(range(12))
 
@@ -91,7 +90,7 @@ def test_finetune_keeps_a_loadable_model(finetuned, cola):
     tokenizer, _, evaluation = cola
     kept = AutoModelForSequenceClassification.from_pretrained(finetuned.out / "model").eval()
     assert all(torch.equal(v, kept.state_dict()[k]) for k, v in weights(finetuned.model).items())  # the trained one
-    assert kd.AutoTokenizer.from_pretrained(finetuned.out / "model").vocab == tokenizer.vocab
+    assert AutoTokenizer.from_pretrained(finetuned.out / "model").vocab == tokenizer.vocab
 
 
 def test_finetune_rerun_reads_scores_back_without_training(finetuned, cola):
@@ -154,7 +153,7 @@ def test_finetune_with_task_kd_trains_on_the_teacher_logits(cola, tmp_path, monk
 @pytest.fixture(scope="module")
 def mlm_data():
     source = kd.teacher_source(SMOKE)
-    tokenizer = kd.AutoTokenizer.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(source)
     train = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "validation"), tokenizer, SMOKE.block_size)
     held_out = kd.mlm_blocks(kd.load_split(SMOKE, "wikitext2", "test"), tokenizer, SMOKE.block_size)
     return source, tokenizer, train, kd.fixed_masked_batches(held_out.select(range(16)), tokenizer, 8, seed=0)
@@ -207,7 +206,7 @@ def test_fit_mlm_head_whole_trains_every_weight(mlm_data, tmp_path):
 @pytest.mark.parametrize("kind", ["teacher", "student"])
 def test_masked_lm_logits_are_the_models_logits_at_the_picked_positions(kind):
     torch.manual_seed(0)
-    teacher = kd.transformers.BertForMaskedLM(kd.BertConfig(vocab_size=300, **kd.TINY_BERT)).eval()
+    teacher = BertForMaskedLM(BertConfig(vocab_size=300, **kd.TINY_BERT)).eval()
     model = teacher if kind == "teacher" else kd.build_student(teacher, [0, 3]).eval()
     ids = torch.randint(5, 300, (3, 20))
     mask = torch.ones_like(ids)

@@ -3,6 +3,7 @@
     config     profiles (t4, cpu, smoke, t4-shapes), the distillation configs, tasks no torch
     budget     hours and Drive bytes a profile costs on a free Colab T4 (estimates)  no torch
     records    folders, run records, the registry of saved artifacts                 no torch
+    machine    the precision a CPU computes in, versions and hardware for the records no torch
     labels     ids -> display labels, and other people's numbers (references)        no torch
     tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
     figures    records -> every figure of the course, in one style                     no torch
@@ -21,27 +22,51 @@
 """
 import importlib
 
-from .config import (MINILM, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile, PROFILES, Task,
-                     TaskKDConfig, get_profile)
-from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifacts_dir, cpu_bf16, finetune_dir, fingerprint, load_record,
-                      load_saved, precision, results_dir, saved_path, versions)
-from . import budget, figures, labels, tables  # noqa: F401
+from .config import (MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile,
+                     Task, TaskKDConfig, get_profile)
+from .machine import cpu_bf16, precision, versions
+from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
+                      load_record, load_saved, portable, results_dir, save_artifact, saved_path)
+from . import budget, figures, labels, tables
 
-_LAZY = ("data", "models", "losses", "resume", "training", "measure", "students",
-         "metrics")  # these import torch, transformers, datasets (metrics: evaluate)
+# What the heavy modules export, by module: kd.<name> imports its module on first use (PEP 562). Nothing else
+# resolves: a notebook imports torch, transformers and datasets from themselves, not through kd.
+_LAZY = {
+    "data": ["DATASETS", "cached_blocks", "data_root", "encode", "fixed_masked_batches", "load_split", "mlm_blocks",
+             "mlm_collator", "mlm_corpus", "noted_split", "provenance", "random_subset", "task_data", "task_split"],
+    "models": ["BERT_VOCAB", "RANDOM_MODELS", "build_student", "count_params", "fill_mask", "kept_in_place",
+               "load_teacher", "load_trained_teacher", "masked_lm_logits", "model_source", "random_model",
+               "serialized_mb", "student_layer_ids", "student_weight_map", "teacher_source", "trained_teacher_source"],
+    "losses": ["classic_kd_loss", "cosine_loss", "distillation_terms", "masked_lm_loss", "soft_target_loss",
+               "weighted_loss"],
+    "resume": ["KeepLastCheckpoint", "TimeBudget", "complete_checkpoints", "explain_oom", "remove_checkpoint",
+               "run_folder_scores", "train_resumable", "weights_digest"],
+    "training": ["DistillationTrainer", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer", "blocks_per_step",
+                 "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history", "predict_logits",
+                 "session_tokens_per_second", "training_args"],
+    "measure": ["compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention", "mean_spread",
+                "quantize_int8", "retention", "seed_summary", "task_scores"],
+    "students": ["SmallStudent", "make_student", "projected_embeddings"],
+    "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+__all__ = ["MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS", "TINY_BERT", "DistillConfig", "Profile",
+           "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16", "precision", "versions", "ARTIFACTS",
+           "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir", "finetune_dir", "fingerprint", "load_record",
+           "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "budget", "figures", "labels",
+           "tables", *_WHERE]
+_OWN = {"distill_mlm", "runtime"}  # submodules with no names of their own here: import kd.<module>
 
 
 def __getattr__(name: str):
-    """kd.<name> from the heavy modules, imported on first use (PEP 562); also kd.torch, kd.transformers, kd.datasets."""
-    if not name.startswith("__"):
-        for module in _LAZY:
-            mod = importlib.import_module(f".{module}", __name__)
-            if name == module or hasattr(mod, name):
-                globals()[name] = value = mod if name == module else getattr(mod, name)
-                return value
-    raise AttributeError(f"module 'kd' has no attribute {name!r}")
+    """kd.<name> for the names in _LAZY (and kd.<module> for each heavy module), imported on first use."""
+    module = _WHERE.get(name) or (name if name in _LAZY or name in _OWN else None)
+    if module is None:
+        raise AttributeError(f"module 'kd' has no attribute {name!r} (kd exports what kd/__init__.py lists)")
+    mod = importlib.import_module(f".{module}", __name__)
+    globals()[name] = value = mod if name == module else getattr(mod, name)
+    return value
 
 
 def __dir__():
-    return sorted(set(globals()) | {n for m in _LAZY for n in dir(importlib.import_module(f".{m}", __name__))
-                                    if not n.startswith("__")})
+    return sorted(set(globals()) | set(_WHERE) | set(_LAZY))

@@ -137,14 +137,16 @@ def _at_most(asked: int | None, dataset: str, split: str) -> int:
 
 
 def _rows(profile: Profile, task: str, which: str) -> int:
-    split = {"train": "train", "eval": "test" if task == "imdb" else "validation"}[which]
-    train_rows, eval_rows, _ = profile.task_sizes.get(task, (None, None, None))
-    return _at_most(train_rows if which == "train" else eval_rows, task, split)
+    size, t = profile.task_size(task), TASKS[task]
+    if which == "train":
+        return _at_most(size.train_rows, t.dataset, t.train_split)
+    return _at_most(size.eval_rows, t.dataset, t.eval_split)
 
 
 def _corpus(profile: Profile, cost: Cost, first: bool) -> None:
     """Tokenise the masked-LM corpus (first time: download it too, and cache the blocks on Drive, 2 bytes a token)."""
-    tokens = sum(CORPUS_TOKENS.get((profile.mlm_corpus, s), 0) for s in (profile.mlm_train_split, profile.mlm_eval_split))
+    splits = (profile.mlm_train_split, profile.mlm_eval_split)
+    tokens = sum(CORPUS_TOKENS.get((profile.mlm_corpus, s), 0) for s in splits)
     if first:
         cost.seconds += tokens / TOKENISE_TOKENS_PER_S + 2 * tokens / DOWNLOAD_BYTES_PER_S
         cost.save(2 * tokens)
@@ -213,8 +215,8 @@ def notebook_03(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
     cost = Cost(end, seconds=SETUP_S)
     models = {"teacher": m["teacher"], "student_distilled": m["student"], "student_init": m["student"],
               "student_task_kd": m["student"], **({"released": m["released"]} if "released" in m else {})}
-    for task in ("cola", "mrpc", "imdb"):
-        epochs = profile.task_sizes.get(task, (None, None, TASKS[task].epochs))[2]
+    for task in TASKS:
+        epochs = profile.task_size(task).epochs
         for name, model in models.items():
             for seed in profile.seeds(task, name):
                 run = _finetune(profile, cost, model, task, epochs, extra_forward=name == "teacher" and seed == 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -53,12 +54,13 @@ class Profile:
     teacher_adapt_steps: int = 300       # then every weight: a head on a frozen sentence encoder is a poor masked LM.
     # Held-out masked-token accuracy: 31.5% after 150 steps, 36.7% after a second run of 150 (390 s); 37.0% in one
     # schedule of 300 (results/cpu/01)
-    teacher_adapt_lr: float = 1e-4       # a fine-tuning rate: the encoder keeps what it knows (t4: 0 steps, BERT's head)
+    teacher_adapt_lr: float = 1e-4       # a fine-tuning rate: the encoder keeps what it knows (t4: no steps)
     latency_runs: int = 30               # timed repeats; the median ignores the odd slow one
     latency_seq_len: int = 128           # the one sequence length every CPU latency of the course is measured at
     fp16: bool = False                   # mixed precision: halves memory, doubles speed on a T4
     cpu_bf16: bool = True                # KD_CPU_BF16=auto: bf16 autocast where the CPU has it natively (kd.precision)
     # notebook 02: distillation
+    distill: DistillConfig = DistillConfig()  # the triple loss: its temperature and weights (task_kd: notebooks 03-04)
     distill_steps: int = 100             # optimiser steps of the main run: ~6 s each on 2 cores, ~10 min
     distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
     distill_batch: int = 16              # blocks per forward pass; bounded by memory
@@ -77,11 +79,12 @@ class Profile:
         "cola": (None, None, 3), "mrpc": (None, None, 1), "imdb": (2000, 1000, 1)})  # CoLA: BERT's 3 epochs (at 2
     # the students stayed near the majority class); MRPC and IMDb cut to the 2-core budget
     max_len_cap: int = 128               # truncate long texts (IMDb) here; a T4 affords BERT's full 512
-    finetune_seeds: int = 3              # seeds of teacher and distilled student on CoLA and MRPC (the paper: median of 5)
-    baseline_seeds: int = 1              # seeds of the other rows (no distillation, task KD): the budget goes to retention
+    finetune_seeds: int = 3              # seeds of teacher and distilled student on CoLA, MRPC (the paper: median of 5)
+    baseline_seeds: int = 1              # seeds of the other rows (no distillation, task KD): the budget to retention
     imdb_seeds: int = 1                  # IMDb runs are the longest: fewer seeds
-    finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on CoLA's majority class
-    task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation of notebooks 03 (DistilBERT (D)) and 04 (Tang et al.)
+    finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on
+    # CoLA's majority class
+    task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation, notebooks 03 (DistilBERT (D)), 04 (Tang et al.)
     released_student: str | None = None  # a released distilled model fine-tuned beside ours, as a reference row
     # notebook 04: classic distillation into small students on IMDb
     classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
@@ -97,7 +100,13 @@ class Profile:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
     # notebook 05
-    int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: all of notebook 03's)
+    int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: notebook 03's all)
+
+    def task_size(self, task: str) -> "TaskSize":
+        """Notebook 03's size of one task: training rows, evaluation rows (None: all) and epochs (None: the task's own
+        epochs, TASKS[task].epochs, filled in here)."""
+        train_rows, eval_rows, epochs = self.task_sizes.get(task, (None, None, None))
+        return TaskSize(train_rows, eval_rows, TASKS[task].epochs if epochs is None else epochs)
 
     def ablation_accumulation(self) -> int:
         """Blocks accumulated per ablation step: ablation_accum, else the main run's distill_accum."""
@@ -110,6 +119,12 @@ class Profile:
         if task == "imdb":
             return list(range(self.imdb_seeds))
         return list(range(self.finetune_seeds if model in ("teacher", "student_distilled") else self.baseline_seeds))
+
+
+class TaskSize(NamedTuple):
+    train_rows: int | None  # None: every row of the split
+    eval_rows: int | None
+    epochs: float
 
 
 @dataclass(frozen=True)
@@ -155,7 +170,7 @@ PROFILES = {
         latency_runs=3,
         latency_seq_len=32, distill_steps=6, distill_minutes=2.0, distill_batch=4, distill_accum=1,
         warmup_steps=1, checkpoint_minutes=1.0, ablation_steps=3, logging_steps=1,
-        task_sizes={t: (48, 24, 1) for t in ("cola", "mrpc", "imdb")}, max_len_cap=64, finetune_seeds=2,
+        task_sizes={t: (48, 24, 1) for t in TASKS}, max_len_cap=64, finetune_seeds=2,
         baseline_seeds=1,
         classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
         classic_steps=4, classic_batch=8),

@@ -33,6 +33,25 @@ def data_source(profile: Profile, dataset: str) -> str:
     return f"{root}/{repo}/{config}" if root else f"hub:{repo}/{config}"
 
 
+def provenance(profile: Profile, dataset: str) -> dict:
+    """What a record says of where a dataset came from: its hub id and config, and whether a local copy laid out
+    like the hub was read instead of the hub (KD_DATA_ROOT, or the profile's data_root), never a folder."""
+    repo, config = DATASETS[dataset]
+    return {"source": f"{repo}/{config}", "local_mirror": data_root(profile) is not None}
+
+
+def noted_split(run: Run, dataset: str, split: str, rows: int | None = None) -> datasets.Dataset:
+    """Load a split and note it in the run's record (source, rows); `rows` takes a random subset of that many (the
+    same for every model and seed: the profile's seed), noted too."""
+    ds = load_split(run.profile, dataset, split)
+    key = f"{dataset}/{split}"
+    run.data[key] = {**provenance(run.profile, dataset), "rows": len(ds)}
+    if rows and rows < len(ds):
+        ds = ds.shuffle(seed=run.profile.seed).select(range(rows))
+        run.note_data(key, subset_rows=rows, subset_seed=run.profile.seed)
+    return ds
+
+
 def load_split(profile: Profile, dataset: str, split: str) -> datasets.Dataset:
     """One named split (e.g. IMDb's 'unsupervised') from the hub or from the local root."""
     if dataset not in DATASETS:
@@ -45,9 +64,9 @@ def load_split(profile: Profile, dataset: str, split: str) -> datasets.Dataset:
     files = sorted(folder.glob(f"{split}-*.parquet"))
     if not files:
         have = sorted({p.name.split("-")[0] for p in folder.glob("*.parquet")})
-        raise FileNotFoundError(f"No parquet file for {repo}/{config} split {split!r}: looked for {folder}/{split}-*.parquet"
-                                f" (splits there: {have or 'none'}). Point KD_DATA_ROOT at a folder laid out like the hub,"
-                                " or unset it to load from the hub.")
+        raise FileNotFoundError(f"No parquet file for {repo}/{config} split {split!r}: looked for "
+                                f"{folder}/{split}-*.parquet (splits there: {have or 'none'}). Point KD_DATA_ROOT at a "
+                                "folder laid out like the hub, or unset it to load from the hub.")
     return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split)
 
 
@@ -107,7 +126,7 @@ def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
     name = "-".join(str(part).replace("/", "_") for part in DATASETS[p.mlm_corpus])
     folder = artifacts_dir(p) / "corpus" / f"{name}-{split}-{p.block_size}-{digest}"
     if not folder.exists():
-        blocks = mlm_blocks(run.load(p.mlm_corpus, split), tokenizer, p.block_size)
+        blocks = mlm_blocks(noted_split(run, p.mlm_corpus, split), tokenizer, p.block_size)
         if len(tokenizer) <= 1 << 16:
             blocks = blocks.cast_column("input_ids", datasets.Sequence(datasets.Value("uint16")))
         partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
@@ -117,13 +136,14 @@ def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
             partial.rename(folder)
         except OSError:  # another process finished first: its copy is the same
             shutil.rmtree(partial)
-    run.note_data(f"{p.mlm_corpus}/{split}", **json.loads((folder / "kd_source.json").read_text()),
-                  cached_blocks=str(folder))
+    noted = {**json.loads((folder / "kd_source.json").read_text()), **provenance(p, p.mlm_corpus)}  # rows; source
+    run.note_data(f"{p.mlm_corpus}/{split}", **noted, cached_blocks=f"corpus/{folder.name}")  # in the artifacts
     return datasets.load_from_disk(str(folder))
 
 
 def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:
-    """The profile's masked-LM corpus: (training blocks, held-out blocks, held-out batches masked once), noted in the record."""
+    """The profile's masked-LM corpus: (training blocks, held-out blocks, held-out batches masked once), noted in the
+    record."""
     p = run.profile
     blocks = {split: cached_blocks(run, tokenizer, split) for split in (p.mlm_train_split, p.mlm_eval_split)}
     if p.train_blocks:
@@ -141,10 +161,10 @@ def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset,
 def task_split(run: Run, task: Task, tokenizer, which: str) -> datasets.Dataset:
     """A task's "train" or "eval" split, tokenised and truncated at the task's length (capped by the profile).
     The profile's task_sizes may take a random subset (the same one wherever it is loaded)."""
-    train_rows, eval_rows, _ = run.profile.task_sizes.get(task.name, (None, None, None))
-    split, rows = (task.train_split, train_rows) if which == "train" else (task.eval_split, eval_rows)
+    size = run.profile.task_size(task.name)
+    split, rows = (task.train_split, size.train_rows) if which == "train" else (task.eval_split, size.eval_rows)
     max_len = min(task.max_len, run.profile.max_len_cap)
-    return encode(run.load(task.dataset, split, rows), tokenizer, task.text_fields, max_len)
+    return encode(noted_split(run, task.dataset, split, rows), tokenizer, task.text_fields, max_len)
 
 
 def random_subset(ds: datasets.Dataset, rows: int | None, seed: int) -> datasets.Dataset:

@@ -18,8 +18,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .config import PROFILES, DistillConfig, get_profile
-from .records import Run
+from .config import PROFILES, get_profile
+from .records import Run, save_artifact
 
 CORPORA = ("wikitext2", "wikitext103")  # kd.data.DATASETS's masked-LM corpora; kd.data imports torch, --help needn't
 
@@ -40,6 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "e.g. Salesforce/wikitext:wikitext-103-raw-v1")
     p.add_argument("--train-split", help="split to distil on (default: the profile's mlm_train_split)")
     p.add_argument("--eval-split", help="held-out split for masked-token accuracy (default: mlm_eval_split)")
+    loss = p.add_argument_group("the triple loss (default: the profile's distill, kd.DistillConfig)")
+    loss.add_argument("--temperature", type=float, help="T of the soft targets")
+    loss.add_argument("--alpha-ce", type=float, help="weight of the soft-target KL")
+    loss.add_argument("--alpha-mlm", type=float, help="weight of the student's own masked-LM loss")
+    loss.add_argument("--alpha-cos", type=float, help="weight of the hidden-state cosine loss")
+    loss.add_argument("--masked-only", action="store_true", default=None,
+                      help="soft targets and cosine on the masked tokens only")
     return p.parse_args(argv)
 
 
@@ -60,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
                  distill_accum=args.accum, distill_lr=args.lr, mlm_corpus=corpus,
                  mlm_train_split=args.train_split, mlm_eval_split=args.eval_split)
     profile = dataclasses.replace(get_profile(args.profile), **{k: v for k, v in flags.items() if v is not None})
-    cfg = DistillConfig()
+    loss = dict(temperature=args.temperature, alpha_ce=args.alpha_ce, alpha_mlm=args.alpha_mlm,
+                alpha_cos=args.alpha_cos, masked_only=args.masked_only)
+    cfg = dataclasses.replace(profile.distill, **{k: v for k, v in loss.items() if v is not None})
     torch.manual_seed(profile.seed)  # the same data order, masking and initialisation on every process
     run = Run(profile, "02_mlm_distillation", folder=args.out,
               seeds={"torch": profile.seed, "trainer": profile.seed, "eval_masking": profile.seed})
@@ -75,8 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                       max_steps=profile.distill_steps, minutes=profile.distill_minutes)
     if not trainer.is_world_process_zero():
         return
-    student.save_pretrained(args.out / "student-distilled")
-    tokenizer.save_pretrained(args.out / "student-distilled")
+    save_artifact(profile, "student-distilled", student, tokenizer, root=args.out)
     heldout = {"teacher": masked_lm_eval(teacher, eval_batches), "student_init": before,
                "student_distilled": masked_lm_eval(student, eval_batches)}
     metrics = distillation_metrics(trainer, heldout, cfg, profile.block_size)

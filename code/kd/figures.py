@@ -12,9 +12,8 @@ import functools
 import math
 from pathlib import Path
 
-from .labels import ABLATIONS, CLASSIC_KINDS, COLORS, FIGURE_FONT, MODELS, REFERENCES, TASKS, METRICS
-
-TASK_IDS = ["cola", "mrpc", "imdb"]
+from .labels import ABLATIONS, CLASSIC_KINDS, COLORS, FIGURE_FONT, METRICS, MODELS, REFERENCES, TASKS
+from .tables import TASK_IDS
 
 
 class RecordLacks(KeyError):
@@ -186,7 +185,8 @@ def _classic_points(ax, table: list[dict], x_of, legend: bool = True) -> None:
         x, marker, color = x_of(r["id"]), "os"[r["layers"] - 1], COLORS[r["id"]]
         named = legend and r["layers"] == min(q["layers"] for q in table if q["kind"] == r["kind"])
         ax.scatter(x, 100 * r["single"], marker=marker, facecolors="none", edgecolors=color)
-        ax.scatter(x, 100 * r["distilled"], marker=marker, color=color, label=CLASSIC_KINDS[r["kind"]] if named else None)
+        ax.scatter(x, 100 * r["distilled"], marker=marker, color=color,
+                   label=CLASSIC_KINDS[r["kind"]] if named else None)
         ax.plot([x, x], [100 * r["single"], 100 * r["distilled"]], color=color, lw=0.8)
 
 

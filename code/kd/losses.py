@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from .config import DistillConfig
 
 
-def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch.Tensor,
+                     temperature: float) -> torch.Tensor:
     """KL(p_t || p_s) between softmax(logits / T) of teacher and student, times T², averaged over selected tokens.
 
     logits_s, logits_t: (batch, seq, vocab); mask: (batch, seq) bool, True where the token counts. Returns a scalar.
@@ -58,14 +59,16 @@ class _SoftTargetKL(torch.autograd.Function):
 
 
 def masked_lm_loss(logits_s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the student on the masked tokens. logits_s: (batch, seq, vocab); labels: (batch, seq), -100 = ignore.
+    """Cross-entropy of the student on the masked tokens. logits_s: (batch, seq, vocab); labels: (batch, seq),
+    -100 = ignore.
     Only the masked rows (~15%) go through the softmax: the same mean as ignore_index, at a sixth of the cost."""
     picked = labels != -100
     return F.cross_entropy(logits_s[picked].float(), labels[picked])
 
 
 def cosine_loss(hidden_s: torch.Tensor, hidden_t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of 1 - cos(h_s, h_t) over selected tokens. hidden_s, hidden_t: (batch, seq, dim); mask: (batch, seq) bool."""
+    """Mean of 1 - cos(h_s, h_t) over selected tokens. hidden_s, hidden_t: (batch, seq, dim); mask: (batch, seq)
+    bool."""
     return (1 - F.cosine_similarity(hidden_s[mask].float(), hidden_t[mask].float(), dim=-1)).mean()
 
 
@@ -83,7 +86,7 @@ def weighted_loss(terms: dict, cfg: DistillConfig) -> torch.Tensor:
 
 def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torch.Tensor, alpha: float,
                     temperature: float, mse: bool = False) -> torch.Tensor:
-    """alpha * CE(labels) + (1 - alpha) * soft loss; rows with label -1 (unlabelled transfer set) get the soft loss only.
+    """alpha * CE(labels) + (1 - alpha) * soft loss; rows labelled -1 (the unlabelled transfer set): soft loss only.
 
     logits_s, logits_t: (batch, classes); labels: (batch,). Soft loss: T² KL at temperature T, or the MSE between
     logits (Tang et al.) when mse=True.

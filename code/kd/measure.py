@@ -81,7 +81,8 @@ def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmu
     The models take turns within each repeat, so a slow spell of the machine hits all of them alike. Each goes
     back to its device and mode afterwards.
     """
-    ids = torch.randint(min(1000, vocab_size // 2), vocab_size, (1, seq_len), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(min(1000, vocab_size // 2), vocab_size, (1, seq_len),
+                        generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     times = {name: [] for name in models}
     with kept_in_place(*models.values()):
@@ -97,11 +98,7 @@ def cpu_latency_ms(models: dict, seq_len: int, runs: int, vocab_size: int, warmu
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def plain_log_ticks(axis) -> None:
-    """A log-scaled matplotlib axis with plain numbers at 1, 2, 5, 10, 20, ... (figures of notebooks 04 and 05)."""
-    import matplotlib.ticker as ticker
-
-    axis.axes.set_xscale("log") if axis.axis_name == "x" else axis.axes.set_yscale("log")
-    axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
-    axis.set_major_formatter(ticker.ScalarFormatter())
-    axis.set_minor_formatter(ticker.NullFormatter())
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization of every linear layer (torch.ao.quantization.quantize_dynamic): weights stored as
+    8-bit integers, computed with on the CPU only; no retraining. A copy: the model itself stays fp32."""
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,4 +1,4 @@
-"""Teacher and student: where models come from, the teacher with its masked-LM head, and the every-other-layer student."""
+"""Teacher and student: where models come from, the teacher with its masked-LM head, the every-other-layer student."""
 from __future__ import annotations
 
 import contextlib

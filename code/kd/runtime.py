@@ -24,7 +24,7 @@ def tested_ranges(requirements: Path = REPO / "requirements.txt") -> dict[str, s
     ranges = {}
     for line in requirements.read_text().splitlines():
         line = line.split("#")[0].strip()
-        if line:
+        if line and not line.startswith("-"):  # options such as `-e .` name no version range
             req = Requirement(line)
             if req.name.lower() in CHECKED:
                 ranges[req.name.lower()] = str(req.specifier)

@@ -27,9 +27,11 @@ class SmallStudent(torch.nn.Module):
         self.drop = torch.nn.Dropout(dropout)
         if kind in ("bilstm", "bigru"):
             rnn = torch.nn.LSTM if kind == "bilstm" else torch.nn.GRU
-            self.encoder = rnn(dim, dim // 2, layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0)
+            self.encoder = rnn(dim, dim // 2, layers, batch_first=True, bidirectional=True,
+                               dropout=dropout if layers > 1 else 0)
         elif kind == "attention":
-            self.encoder = torch.nn.ModuleList(torch.nn.MultiheadAttention(dim, heads, dropout, batch_first=True) for _ in range(layers))
+            self.encoder = torch.nn.ModuleList(torch.nn.MultiheadAttention(dim, heads, dropout, batch_first=True)
+                                               for _ in range(layers))
             self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(dim) for _ in range(layers))
         else:
             layer = torch.nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout, batch_first=True, norm_first=True)
@@ -38,7 +40,8 @@ class SmallStudent(torch.nn.Module):
                                               torch.nn.Linear(dim, num_labels))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids=None, labels=None):
-        """input_ids, attention_mask: (batch, seq) -> .logits (batch, num_labels), and .loss (cross-entropy) given labels.
+        """input_ids, attention_mask: (batch, seq) -> .logits (batch, num_labels), and .loss (cross-entropy) given
+        labels.
         One segment only: token_type_ids are accepted and ignored."""
         x = self.embed(input_ids)  # (batch, seq, dim)
         if self.pos is not None:
@@ -70,3 +73,12 @@ def projected_embeddings(weight: torch.Tensor, dim: int, seed: int = 0) -> torch
         _, _, v = torch.pca_lowrank(centred, q=dim, center=False, niter=4)
     out = centred @ v  # (vocab, dim)
     return out / out.std()
+
+
+def make_student(profile, kind: str, layers: int, vocab_size: int, pad_id: int = 0,
+                 embeddings: torch.Tensor | None = None, seed: int | None = None) -> SmallStudent:
+    """The profile's classic student of one kind and depth (notebook 04 trains it, notebook 05 sizes it): width
+    classic_dim, positions for classic_max_len tokens and 32 spare, initialised from `seed` (default: the profile's)."""
+    torch.manual_seed(profile.seed if seed is None else seed)
+    return SmallStudent(kind, vocab_size, layers, profile.classic_dim, profile.classic_max_len + 32, pad_id=pad_id,
+                        embeddings=embeddings)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
+from .config import TASKS as TASK_SPECS
 from .labels import ABLATIONS, CLASSIC_KINDS, METRICS, MODELS, REFERENCES, TASKS
 
-TASK_IDS = ["cola", "mrpc", "imdb"]
+TASK_IDS = list(TASK_SPECS)  # the course's tasks, in order (kd.config.TASKS)
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -120,7 +121,8 @@ def derived(records: dict) -> dict:
     """What the report's sentences quote that no record holds, computed here from the records and the references:
     the paper's retention (a constant) and each classic student's gain (distilled - single)."""
     table = records["04_classic_kd_imdb"]["metrics"]["table"]
-    return {"paper_retention": paper_retention(), "classic_gain": {r["id"]: r["distilled"] - r["single"] for r in table}}
+    gains = {r["id"]: r["distilled"] - r["single"] for r in table}
+    return {"paper_retention": paper_retention(), "classic_gain": gains}
 
 
 def typst_inputs(tables: dict[str, dict], records: dict) -> dict[str, str]:

@@ -20,8 +20,9 @@ from .data import Task, mlm_collator
 from .losses import classic_kd_loss, distillation_terms, weighted_loss
 from .measure import compute_task_metrics
 from .models import kept_in_place, masked_lm_logits
-from .records import artifacts_dir, precision
-from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, same_run, train_resumable,
+from .machine import precision
+from .records import artifacts_dir
+from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, run_folder_scores, train_resumable,
                      weights_digest)
 
 # Every Trainer.train() runs gc.collect() (accelerate's free_memory). With torch, transformers and datasets loaded
@@ -117,10 +118,10 @@ def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dat
 class DistillationTrainer(OwnLossTrainer):
     """A Trainer whose loss is the triple loss against a frozen teacher; logs each term unweighted."""
 
-    def __init__(self, *args, teacher, distill: DistillConfig, **kwargs):
+    def __init__(self, *args, teacher, distill_config: DistillConfig, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher.eval().requires_grad_(False).to(self.args.device)
-        self.distill = distill
+        self.distill_config = distill_config
         self._term_sums, self._term_batches = {}, 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -131,11 +132,11 @@ class DistillationTrainer(OwnLossTrainer):
         half = torch.float16 if self.args.fp16 else torch.bfloat16
         with torch.no_grad(), torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16):
             out_t = self.teacher(**inputs, output_hidden_states=True)
-        terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill)
+        terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill_config)
         for k, v in terms.items():
             self._term_sums[k] = self._term_sums.get(k, 0.0) + v.item()
         self._term_batches += 1
-        loss = weighted_loss(terms, self.distill)
+        loss = weighted_loss(terms, self.distill_config)
         return (loss, out_s) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kwargs) -> None:
@@ -161,7 +162,7 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
                          seed=profile.seed if seed is None else seed)
     # a checkpoint is resumed only by the run that wrote it (more steps may follow): other settings are an error that
     # names the fix, never a silent restore of the old student
-    same_run(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
+    run_folder_scores(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
                                 "accum": args.gradient_accumulation_steps, "lr": args.learning_rate,
                                 "config": asdict(cfg), "student_params": student.num_parameters()})
     budget = TimeBudget(minutes, profile.checkpoint_minutes, save_at_end=final_checkpoint)
@@ -169,8 +170,9 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
             f"distill_accum={profile.distill_accum * 2})")
     with kept_in_place(student, teacher):  # entered before the trainer moves them to its device
-        trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, teacher=teacher, distill=cfg,
-                                      data_collator=mlm_collator(tokenizer), callbacks=[budget, KeepLastCheckpoint()])
+        trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, teacher=teacher,
+                                      distill_config=cfg, data_collator=mlm_collator(tokenizer),
+                                      callbacks=[budget, KeepLastCheckpoint()])
         with explain_oom(args, hint, output_dir):
             start_step = train_resumable(trainer, output_dir)
     if not final_checkpoint:  # finished: a periodic checkpoint of a long run is of no more use, nor its settings
@@ -243,14 +245,14 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
     interrupted one resumes from its last checkpoint. keep_model saves the fine-tuned model to output_dir/model.
     task_kd: train on the batches' `teacher_logits` too (SoftTargetTrainer); overrides: TrainingArguments."""
     output_dir = Path(output_dir)
-    epochs = profile.task_sizes.get(task.name, (None, None, task.epochs))[2]
+    epochs = profile.task_size(task.name).epochs
     settings = dict(seed=seed, data_seed=seed, learning_rate=profile.finetune_lr or task.lr,
                     per_device_train_batch_size=task.batch, per_device_eval_batch_size=64, num_train_epochs=epochs,
                     warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                     train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
                     remove_unused_columns=task_kd is None)
     settings.update(overrides)
-    done = same_run(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
+    done = run_folder_scores(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
                                  "rows": [len(train), len(evaluation)], "start_weights": weights_digest(model)})
     if done.exists():
         return json.loads(done.read_text())
@@ -282,4 +284,5 @@ def predict_logits(model, dataset: datasets.Dataset, tokenizer, profile: Profile
     args = training_args(profile, artifacts_dir(profile) / "predict", per_device_eval_batch_size=64, **on_cpu)
     with kept_in_place(model):  # entered before the Trainer moves the model to its device
         trainer = Trainer(model=model, args=args, data_collator=transformers.DataCollatorWithPadding(tokenizer))
-        return trainer.predict(dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])).predictions
+        inputs = dataset.remove_columns([c for c in ("labels", "teacher_logits") if c in dataset.column_names])
+        return trainer.predict(inputs).predictions
