@@ -12,7 +12,7 @@ RESULTS = kd.REPO / "results" / "cpu"
 
 def test_every_committed_figure_has_a_drawing_function():
     named = {f"{nb}_{name}.png" for nb, figures in kd.figures.FIGURES.items() for name in figures}
-    assert {p.name for p in RESULTS.glob("*.png")} == named
+    assert {p.name for p in RESULTS.glob("*.png")} <= named  # a figure added since the cpu run: drawn at its rerun
 
 
 def test_the_cpu_figures_redraw_from_the_committed_records_in_seconds(tmp_path, monkeypatch):
@@ -22,11 +22,17 @@ def test_the_cpu_figures_redraw_from_the_committed_records_in_seconds(tmp_path, 
     redrawn = kd.figures.redraw("cpu", folder=tmp_path)
     seconds = time.perf_counter() - started
     lacking = {f: s for f, s in redrawn.items() if s != "drawn"}
-    # the committed notebook 01 record predates the fields its figures need: the message names the notebook
-    assert set(lacking) <= {f"01_student_init_{n}.png" for n in kd.figures.FIGURES["01_student_init"]}
-    assert all("run code/01_student_init.ipynb again" in s for s in lacking.values())
+    # the committed records of notebooks 01 and 02 predate fields their figures need: the message names the notebook
+    assert set(lacking) <= {f"{nb}_{n}.png" for nb in ("01_student_init", "02_mlm_distillation")
+                            for n in kd.figures.FIGURES[nb]} - {"02_mlm_distillation_loss_curves.png",
+                                                                  "02_mlm_distillation_ablation.png"}
+    for file, why in lacking.items():
+        assert f"run code/{file.split('_')[0]}_" in why and "again" in why, (file, why)
     assert {p.name for p in tmp_path.glob("*.png")} == {f for f, s in redrawn.items() if s == "drawn"}
     assert seconds < 60, seconds
+    for png in tmp_path.glob("*.png"):  # at most 7.5 in wide as saved (120 dpi), so that FIGURE_FONT prints large
+        width = int.from_bytes(png.read_bytes()[16:20], "big")  # enough in the report and on the poster
+        assert width <= 7.5 * 120, (png.name, width)
 
 
 def test_one_colour_per_model_and_every_model_has_one():

@@ -112,7 +112,7 @@ def check_01(m):
                       ("eval_masked_tokens", int)]:
         assert isinstance(m[key], kind), key
     assert all(isinstance(i, int) and 0 <= i < m["teacher_layers"] for i in m["student_layers"])
-    stages = {"random_head", "frozen_encoder", "adapted"} if m["head_fitted"] else {"random_head"}
+    stages = {"as_loaded", "frozen_encoder", "adapted"} if m["head_fitted"] else {"as_loaded"}
     assert set(m["teacher_masked_acc"]) == set(m["teacher_perplexity"]) == stages
     assert all(fraction(v) for v in m["teacher_masked_acc"].values()) and fraction(m["student_init_masked_acc"])
     assert number(m["student_init_perplexity"]) and number(m["all_layers_max_abs_diff"])

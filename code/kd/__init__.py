@@ -7,6 +7,7 @@
     labels     ids -> display labels, and other people's numbers (references)        no torch
     tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
     figures    records -> every figure of the course, in one style                     no torch
+    lesson     a run beside the committed cpu run and the papers, with a verdict       no torch
     data       datasets from the hub or a local mirror, masked-LM blocks, tasks
     models     teacher and every-other-layer student
     losses     the triple loss and the task-level loss, as pure functions
@@ -27,7 +28,7 @@ from .config import (MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, T
 from .machine import cpu_bf16, precision, versions
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
                       load_record, load_saved, portable, results_dir, save_artifact, saved_path)
-from . import budget, figures, labels, tables
+from . import budget, figures, labels, lesson, tables
 
 # What the heavy modules export, by module: kd.<name> imports its module on first use (PEP 562). Nothing else
 # resolves: a notebook imports torch, transformers and datasets from themselves, not through kd.
@@ -44,8 +45,8 @@ _LAZY = {
     "training": ["DistillationTrainer", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer", "blocks_per_step",
                  "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history", "predict_logits",
                  "session_tokens_per_second", "training_args"],
-    "measure": ["compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention", "mean_spread",
-                "quantize_int8", "retention", "seed_summary", "task_scores"],
+    "measure": ["baselines", "compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention",
+                "mean_spread", "quantize_int8", "retention", "retention_above", "seed_summary", "task_scores"],
     "students": ["SmallStudent", "make_student", "projected_embeddings"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }
@@ -54,6 +55,7 @@ __all__ = ["MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS", "TINY_BERT"
            "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16", "precision", "versions", "ARTIFACTS",
            "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir", "finetune_dir", "fingerprint", "load_record",
            "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "budget", "figures", "labels",
+           "lesson",
            "tables", *_WHERE]
 _OWN = {"distill_mlm", "runtime"}  # submodules with no names of their own here: import kd.<module>
 

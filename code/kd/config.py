@@ -141,7 +141,8 @@ class Task:
     max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
 
 
-TASK_KD_TASKS = ("imdb",)  # DistilBERT (D), task distillation at fine-tuning: the paper ran it on IMDb (and SQuAD) only
+TASK_KD_TASKS = ("imdb",)  # task distillation at fine-tuning: the paper's DistilBERT (D) ran it on SQuAD (Table 2);
+# on IMDb it is this course's extension
 TASKS = {
     "cola": Task("cola", "cola", ("sentence",), "train", "validation", "matthews_correlation", 3e-5, 32, 3, 128),
     "mrpc": Task("mrpc", "mrpc", ("sentence1", "sentence2"), "train", "validation", "f1_acc_mean", 5e-5, 32, 3, 128),

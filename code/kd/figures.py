@@ -75,7 +75,7 @@ def head_fit(m01: dict):
 def equivalence(m01: dict):
     """Teacher logits against the all-layer copy's and the k-layer student's, and the largest difference per token."""
     e = m01["equivalence"]
-    fig, axes = _subplots(1, 2, figsize=(9.6, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(7.2, 4.2))
     names = {"full": f"all {m01['teacher_layers']} layers", "student": f"layers {m01['student_layers']}"}
     colors = {"full": COLORS["student_full_copy"], "student": COLORS["student_init"]}
     for key, alpha in (("full", 1.0), ("student", 0.4)):
@@ -114,11 +114,11 @@ def size(m01: dict):
 def loss_curves(m02: dict):
     """The weighted total and each term of the triple loss, unweighted, as logged."""
     c, w = m02["loss_curves"], m02["distill_config"]
-    total = f"weighted total {w['alpha_ce']:g} L_ce + {w['alpha_mlm']:g} L_mlm + {w['alpha_cos']:g} L_cos"
-    fig, axes = _subplots(2, 2, figsize=(8, 5.2), sharex=True)
+    total = f"total {w['alpha_ce']:g} L_ce + {w['alpha_mlm']:g} L_mlm + {w['alpha_cos']:g} L_cos"
+    fig, axes = _subplots(2, 2, figsize=(7.2, 5.6), sharex=True)
     for ax, key, title, unit in zip(axes.flat, ["loss", "loss_ce", "loss_mlm", "loss_cos"],
-                                    [total, "L_ce: soft-target KL x T²",
-                                     "L_mlm: masked-LM cross-entropy", "L_cos: 1 - cosine of hidden states"],
+                                    [total, "L_ce: soft-target KL x T²", "L_mlm: masked-LM CE",
+                                     "L_cos: 1 - cos(h_s, h_t)"],
                                     ["loss", "nats x T²", "nats", "1 - cos"]):
         ax.plot(c["step"], c[key], color=COLORS["student_distilled"])
         ax.set(title=title, ylabel=unit)
@@ -128,11 +128,27 @@ def loss_curves(m02: dict):
 
 
 @_styled
+def temperature(m02: dict):
+    """The teacher's probabilities for its ten likeliest words at one masked token, at each temperature."""
+    st = m02["soft_targets"]
+    fig, ax = _subplots(figsize=(7.2, 4.2))
+    n, temps = len(st["words"]), st["temperatures"]
+    width = 0.8 / len(temps)
+    for i, T in enumerate(temps):
+        ax.bar([x + (i - (len(temps) - 1) / 2) * width for x in range(n)], [100 * p for p in st["probs"][str(T)]],
+               width, label=f"T = {T:g}", color=f"C{i}")
+    ax.set_xticks(range(n), st["words"], rotation=45, ha="right")
+    ax.set(ylabel="teacher probability (%)", title=f"Soft targets at one masked token (true word: {st['token']!r})")
+    ax.legend()
+    return fig
+
+
+@_styled
 def ablation(m02: dict):
     """Each ablation row: the mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
     a = m02["ablation"]
     rows = list(a["masked_acc"])[::-1]
-    fig, ax = _subplots(figsize=(6.4, 3.4))
+    fig, ax = _subplots(figsize=(7.2, 4.4))
     means = [100 * a["masked_acc"][r]["mean"] for r in rows]
     ax.barh([ABLATIONS[r] for r in rows], means, xerr=[100 * a["masked_acc"][r]["std"] for r in rows],
             color=[COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows],
@@ -142,7 +158,7 @@ def ablation(m02: dict):
         ax.plot([100 * v for v in runs], [y] * len(runs), "k.", ms=5, label="one seed" if y == 0 else None)
     ax.set(xlabel="held-out masked-token accuracy (%)",
            title=f"Ablation: {a['steps']} steps, {len(a['seeds'])} seeds")
-    ax.legend(loc="lower right")
+    fig.legend(loc="outside lower center", ncol=2)
     return fig
 
 
@@ -152,15 +168,16 @@ def ablation(m02: dict):
 def comparison(m03: dict):
     """Per task: each model's median over seeds (bar) and each seed (dot), the paper's scores as references, and
     the majority-class baseline where the record has it."""
-    ids = list(m03["models"])
-    fig, axes = _subplots(1, len(TASK_IDS), figsize=(10, 4.4), sharey=True)
+    ids, named = list(m03["models"]), set()
+    fig, axes = _subplots(1, len(TASK_IDS), figsize=(7.2, 7.4), sharey=True)
     for ax, t in zip(axes, TASK_IDS):
         scores = m03["scores"][t]
         for i, m in enumerate(ids):
             if m not in scores:
                 ax.text(i, 2, "not run", rotation=90, ha="center", va="bottom", color="0.4")
                 continue
-            ax.bar(i, scores[m]["median"], color=COLORS[m], label=MODELS[m] if t == TASK_IDS[0] else None)
+            ax.bar(i, scores[m]["median"], color=COLORS[m], label=None if m in named else MODELS[m])
+            named.add(m)
             ax.plot([i] * len(scores[m]["runs"]), [100 * r[m03["headline_metric"][t]] for r in scores[m]["runs"]],
                     "k.", ms=5, label="one seed" if t == TASK_IDS[0] and i == 0 else None)
         for ls, ref in zip(["--", ":"], ("BERT-base (paper)", "DistilBERT (paper)")):
@@ -170,9 +187,10 @@ def comparison(m03: dict):
             ax.axhline(100 * m03["baselines"][t]["majority"][m03["headline_metric"][t]], color="C3", lw=1.2,
                        label="majority class" if t == TASK_IDS[0] else None)
         ax.set_xticks([])
-        ax.set(title=f"{TASKS[t]}, {METRICS[m03['headline_metric'][t]]}", ylim=(0, 100))
-    axes[0].set(ylabel="score (x100; bars: median over seeds)")
-    fig.legend(loc="outside lower center", ncol=3)
+        ax.set(title=f"{TASKS[t]}, {METRICS[m03['headline_metric'][t]]}", ylim=(0, 100), xlim=(-0.6, len(ids) - 0.4))
+    axes[0].set(ylabel="score (x100)")
+    fig.suptitle("Bars: the median over seeds; dots: each seed")
+    fig.legend(loc="outside lower center", ncol=1)
     return fig
 
 
@@ -194,15 +212,15 @@ def _marker_key(ax) -> None:
     """Legend entries for what the markers mean, beside the models' colours."""
     for marker, text in (("o", "1 layer"), ("s", "2 layers")):
         ax.scatter([], [], marker=marker, color="0.3", label=text)
-    ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="trained alone (hollow)")
-    ax.scatter([], [], marker="o", color="0.3", label="distilled (filled)")
+    ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="hollow: trained alone")
+    ax.scatter([], [], marker="o", color="0.3", label="filled: distilled")
 
 
 @_styled
 def accuracy_vs_latency(m04: dict, m03: dict):
     """The classic students alone and distilled, the teacher and the DistilBERT student, against CPU latency."""
     ms = m04["latency"]["ms"]
-    fig, ax = _subplots(figsize=(8, 4.4))
+    fig, ax = _subplots(figsize=(7.2, 6.2))
     _classic_points(ax, m04["table"], ms.get)
     ax.scatter(ms["teacher"], 100 * m04["teacher_accuracy"], marker="*", s=160, color=COLORS["teacher"],
                label=MODELS["teacher"])
@@ -212,7 +230,7 @@ def accuracy_vs_latency(m04: dict, m03: dict):
     _log_ticks(ax.xaxis)
     ax.set(xlabel=f"CPU latency (ms, batch 1, {m04['latency']['seq_len']} tokens, log scale)",
            ylabel="IMDb test accuracy (%)", title="Accuracy against CPU latency")
-    fig.legend(loc="outside right upper")
+    fig.legend(loc="outside lower center", ncol=2)
     return fig
 
 
@@ -227,7 +245,7 @@ def retention(m03: dict):
 
     students, groups = list(m03["retention"]), TASK_IDS + ["mean"]
     width = 0.8 / len(students)
-    fig, ax = _subplots(figsize=(8, 4.8))
+    fig, ax = _subplots(figsize=(7.2, 6.6))
     for i, m in enumerate(students):
         r = m03["retention"][m]
         x = np.arange(len(groups)) + (i - (len(students) - 1) / 2) * width
@@ -239,32 +257,29 @@ def retention(m03: dict):
                         color="0.4")
     paper = paper_retention()
     ax.scatter(range(len(groups)), [100 * paper[g] for g in groups], marker="_", s=600, color="k", zorder=3,
-               label="DistilBERT / BERT-base, paper (reference)")
+               label="paper: DistilBERT / BERT-base (reference)")
     ax.axhline(REFERENCES["earlier_course"]["mean_retention_percent"], color="0.4", ls=":", lw=1,
-               label="earlier course reproduction, mean (reference)")
+               label="earlier reproduction, mean (reference)")
     ax.set(xticks=range(len(groups)), xticklabels=[TASKS.get(g, g) for g in groups], ylim=(0, 110),
            ylabel="student / teacher (%)", title="Retention of the teacher's score")
-    fig.legend(loc="outside lower center", ncol=2)
+    fig.legend(loc="outside lower center", ncol=1)
     return fig
 
 
 @_styled
 def accuracy_vs_size(m05: dict, m04: dict):
-    """Every model: IMDb accuracy against CPU latency and against the bytes of its weights (int8 shrinks the bytes,
-    not the parameter count)."""
+    """Every model: IMDb accuracy against the bytes of its weights (int8 keeps the parameters and stores the linear
+    layers' weights in a quarter of the bytes). Accuracy against latency is notebook 04's figure."""
     row = {r["id"]: r for r in m05["models"]}
-    fig, axes = _subplots(1, 2, figsize=(10, 5.2), sharey=True)
-    for ax, key, xlabel in ((axes[0], "cpu_latency_ms", f"CPU latency (ms, batch 1, {m05['latency_seq_len']} tokens)"),
-                            (axes[1], "size_mb", "weights (MB)")):
-        _classic_points(ax, m04["table"], lambda i: row[i][key], legend=ax is axes[0])
-        for m, marker in zip(("teacher", "student_distilled", "student_int8"), "*Dd"):
-            ax.scatter(row[m][key], 100 * row[m]["imdb_accuracy"], marker=marker, color=COLORS[m],
-                       s=160 if m == "teacher" else 60, label=MODELS[m] if ax is axes[0] else None)
-        _log_ticks(ax.xaxis)
-        ax.set(xlabel=xlabel, title=f"against {'speed' if ax is axes[0] else 'size'} (log scale)")
-    axes[0].set(ylabel="IMDb test accuracy (%)")
-    _marker_key(axes[0])
-    fig.legend(loc="outside lower center", ncol=4)
+    fig, ax = _subplots(figsize=(7.2, 6.2))
+    _classic_points(ax, m04["table"], lambda i: row[i]["size_mb"])
+    for m, marker in zip(("teacher", "student_distilled", "student_int8"), "*Dd"):
+        ax.scatter(row[m]["size_mb"], 100 * row[m]["imdb_accuracy"], marker=marker, color=COLORS[m],
+                   s=160 if m == "teacher" else 60, label=MODELS[m])
+    _marker_key(ax)
+    _log_ticks(ax.xaxis)
+    ax.set(xlabel="weights (MB, log scale)", ylabel="IMDb test accuracy (%)", title="Accuracy against size")
+    fig.legend(loc="outside lower center", ncol=2)
     return fig
 
 
@@ -273,7 +288,8 @@ def accuracy_vs_size(m05: dict, m04: dict):
 FIGURES = {  # notebook -> figure name -> (function, the notebooks whose metrics it reads, in order)
     "01_student_init": {"head_fit": (head_fit, ["01_student_init"]), "equivalence": (equivalence, ["01_student_init"]),
                         "size": (size, ["01_student_init"])},
-    "02_mlm_distillation": {"loss_curves": (loss_curves, ["02_mlm_distillation"]),
+    "02_mlm_distillation": {"temperature": (temperature, ["02_mlm_distillation"]),
+                            "loss_curves": (loss_curves, ["02_mlm_distillation"]),
                             "ablation": (ablation, ["02_mlm_distillation"])},
     "03_finetune_glue_imdb": {"comparison": (comparison, ["03_finetune_glue_imdb"])},
     "04_classic_kd_imdb": {"accuracy_vs_latency": (accuracy_vs_latency, ["04_classic_kd_imdb",

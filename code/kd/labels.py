@@ -25,9 +25,9 @@ COLORS = {  # one colour per model id in every figure of the course (kd.figures)
     "attention-1": "#e377c2", "attention-2": "#e377c2", "transformer-1": "#bcbd22", "transformer-2": "#bcbd22",
     "ablation_triple": "#1f77b4", "ablation_other": "#aec7e8",
 }
-# Figure text in points. The widest figures are 10 in, printed at the report's text width (16.6 cm): 13 pt there
-# prints at 8.5 pt, 81% of the report's 10.5 pt body text
-FIGURE_FONT = 13
+# Figure text in points, on figures at most 7.2 in wide. In the report (text width 16.6 cm = 6.5 in, body 10.5 pt)
+# 16 pt prints at 14.5 pt or more; on the poster (columns of 9.6 in and more, body 26 pt) at 21 pt or more (82%)
+FIGURE_FONT = 16
 CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
 ABLATIONS = {  # notebook 02: the paper's Table 4 at our scale
     "triple": "triple loss",
@@ -48,6 +48,7 @@ REFERENCES = {  # not ours: other people's numbers, always printed with "referen
                          "params_millions": {"BERT-base": 110, "DistilBERT": 66},
                          "cpu_inference_seconds": {"BERT-base": 668, "DistilBERT": 410}},
     "earlier_course": {"source": "an earlier course reproduction on Colab (bert-base teacher)",
+                       "label": "earlier Colab reproduction",
                        "mean_retention_percent": 94.35},
     "earlier_demo": {"source": "an earlier demo of Tang et al. on IMDb (BERT teacher, 128 tokens)",
                      "teacher": 86.79, "single": [74.9, 80.1], "distilled": [79.3, 81.4]},

@@ -50,6 +50,24 @@ def compute_task_metrics(eval_pred) -> dict:
     return task_scores(np.argmax(logits, axis=-1).tolist(), np.asarray(labels).tolist())
 
 
+def baselines(train_labels, eval_labels, draws: int = 20, seed: int = 0) -> dict:
+    """What a model scores without reading the text, measured on the evaluation labels: "majority", always the
+    training set's most frequent label (the label it names too), and "chance", uniform random labels (the mean over
+    `draws` seeded draws). A score is worth reading against these: on MRPC the majority class alone is most of it."""
+    majority = int(np.bincount(np.asarray(train_labels)).argmax())
+    refs = np.asarray(eval_labels).tolist()
+    rng = np.random.default_rng(seed)
+    drawn = [task_scores(rng.integers(0, 2, len(refs)).tolist(), refs) for _ in range(draws)]
+    return {"majority_label": majority, "majority": task_scores([majority] * len(refs), refs),
+            "chance": {k: statistics.mean(d[k] for d in drawn) for k in drawn[0]}}
+
+
+def retention_above(student: float, teacher: float, baseline: float) -> float | None:
+    """How much of the teacher's gain over a baseline the student keeps: (student - baseline) / (teacher -
+    baseline); None where the teacher does not beat the baseline. Scores, not x100."""
+    return (student - baseline) / (teacher - baseline) if teacher > baseline else None
+
+
 def retention(student: float, teacher: float) -> float | None:
     """How much of the teacher's score the student keeps (student / teacher); None where the teacher scores <= 0,
     as a Matthews correlation of 0 (constant predictions) does."""

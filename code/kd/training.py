@@ -248,7 +248,8 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
     epochs = profile.task_size(task.name).epochs
     settings = dict(seed=seed, data_seed=seed, learning_rate=profile.finetune_lr or task.lr,
                     per_device_train_batch_size=task.batch, per_device_eval_batch_size=64, num_train_epochs=epochs,
-                    warmup_steps=0.1, weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
+                    warmup_steps=0.1,  # below 1: a share of the steps (10%), not 0.1 steps
+                    weight_decay=0.01, lr_scheduler_type="linear", logging_steps=50,
                     train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
                     remove_unused_columns=task_kd is None)
     settings.update(overrides)

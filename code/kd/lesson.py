@@ -1,0 +1,134 @@
+"""Expect, then compare: a notebook's main numbers beside the course's committed `cpu` run and the papers' (labelled
+references), with a verdict from the recorded noise. One helper for every notebook; nothing here imports torch.
+
+The noise a number is judged by is the larger of its spread over seeds (half the range) and the standard error of
+its test set: sqrt(p(1 - p) / n) for a share such as accuracy (about 1.3 points on 1,000 reviews near 80%), and
+(1 - r²) / sqrt(n - 1) for a correlation such as MCC. Two runs agree ("in range") when they differ by at most twice
+the combined noise, sqrt(noise_a² + noise_b²); a difference inside that is a tie, not a finding.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+from .config import REPO
+from .labels import METRICS, MODELS, REFERENCES, TASKS
+
+COMMITTED = "results/cpu"  # the course's own run, in the repository
+
+
+def share_se(p: float, n: int) -> float:
+    """Standard error of a share p measured on n items (a binomial proportion)."""
+    return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
+
+
+def correlation_se(r: float, n: int) -> float:
+    """Approximate standard error of a correlation r (MCC) on n items."""
+    return (1 - r * r) / math.sqrt(max(n - 1, 1))
+
+
+def committed(notebook: str) -> dict | None:
+    """The committed cpu record of a notebook as git has it (the file may since hold your own run), else the file."""
+    path = f"{COMMITTED}/{notebook}.json"
+    try:
+        shown = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=REPO, capture_output=True, text=True, timeout=20)
+        if shown.returncode == 0:
+            return json.loads(shown.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    file = REPO / path
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def quantities(notebook: str, m: dict, rows: dict) -> dict[str, tuple[float, float]]:
+    """name -> (value x100, noise x100) of a notebook's main numbers, from its metrics; rows: evaluation rows by
+    task (notebooks 03-05) or masked tokens (01-02)."""
+    q = {}
+    if notebook == "01_student_init":
+        n = m["eval_masked_tokens"]
+        stage = "adapted" if m["head_fitted"] else "as_loaded"
+        for name, p in (("teacher masked-token accuracy", m["teacher_masked_acc"][stage]),
+                        ("student before distillation, masked-token accuracy", m["student_init_masked_acc"])):
+            q[name] = (100 * p, 100 * share_se(p, n))
+    elif notebook == "02_mlm_distillation":
+        for model, p in m["masked_acc"].items():
+            q[f"{MODELS[model]}, masked-token accuracy"] = (100 * p, 100 * share_se(p, m["eval_masked_tokens"]))
+    elif notebook == "03_finetune_glue_imdb":
+        for task, by_model in m["scores"].items():
+            metric, n = m["headline_metric"][task], rows.get(task, 1000)
+            for model, s in by_model.items():
+                v = s["median"] / 100
+                se = correlation_se(v, n) if metric == "matthews_correlation" else share_se(v, n)
+                spread = (s["range"][1] - s["range"][0]) / 2
+                q[f"{TASKS[task]} {METRICS[metric]}, {MODELS[model]}"] = (s["median"], max(100 * se, spread))
+    elif notebook == "04_classic_kd_imdb":
+        n = rows.get("imdb", 1000)
+        q["teacher IMDb accuracy"] = (100 * m["teacher_accuracy"], 100 * share_se(m["teacher_accuracy"], n))
+        for r in m["table"]:
+            for mode in ("single", "distilled"):
+                q[f"{MODELS[r['id']]}, {mode}"] = (100 * r[mode], 100 * share_se(r[mode], n))
+    elif notebook == "05_summary":
+        n = m["int8_check"]["eval_rows"]
+        for kind in ("fp32", "int8"):
+            p = m["int8_check"][kind]
+            q[f"student IMDb accuracy, {kind}"] = (100 * p, 100 * share_se(p, n))
+    return q
+
+
+def eval_rows(record: dict) -> dict:
+    """Evaluation rows by task from a record's data notes (the subset where one was taken)."""
+    out = {}
+    for key, info in record.get("data", {}).items():
+        dataset, split = key.split("/")
+        if split in ("validation", "test"):
+            out[dataset] = info.get("subset_rows", info["rows"])
+    return out
+
+
+def paper_reference(notebook: str, name: str) -> str:
+    """The paper's number for a quantity, where the paper reports one (DistilBERT's Tables 1-2)."""
+    if notebook != "03_finetune_glue_imdb":
+        return ""
+    paper = REFERENCES["paper_scores"]
+    model = name.split(", ", 1)[-1]
+    for task_id, task in TASKS.items():
+        if name.startswith(f"{task} "):
+            if model == MODELS["teacher"]:
+                return f"BERT-base {paper['BERT-base (paper)'][task_id]}"
+            if model == MODELS["student_distilled"]:
+                return f"DistilBERT {paper['DistilBERT (paper)'][task_id]}"
+    return ""
+
+
+def compare(notebook: str, metrics: dict, record_data: dict, profile: str, against: dict | None = None) -> str:
+    """A Markdown table: each main number of this run, the committed cpu run's, the paper's (a reference, where it
+    reports one), and whether the two runs agree within their noise. against: the record to compare with (default:
+    the committed cpu record of the notebook)."""
+    base = against if against is not None else committed(notebook)
+    ours = quantities(notebook, metrics, eval_rows({"data": record_data}))
+    theirs = quantities(notebook, base["metrics"], eval_rows(base)) if base else {}
+    lines = [f"| {notebook}: quantity (x100) | this run ({profile}) | committed cpu run | paper (reference) "
+             "| verdict |",
+             "| --- | --- | --- | --- | --- |"]
+    ties = apart = 0
+    for name, (value, noise) in ours.items():
+        ref = paper_reference(notebook, name)
+        if name not in theirs:
+            lines.append(f"| {name} | {value:.1f} ± {noise:.1f} | – | {ref} | no committed number |")
+            continue
+        other, other_noise = theirs[name]
+        limit = 2 * math.hypot(noise, other_noise)
+        same = abs(value - other) <= limit
+        ties, apart = ties + same, apart + (not same)
+        verdict = "in range" if same else f"differs by {value - other:+.1f} (more than {limit:.1f})"
+        lines.append(f"| {name} | {value:.1f} ± {noise:.1f} | {other:.1f} ± {other_noise:.1f} | {ref} | {verdict} |")
+    if not base:
+        lines.append("\nNo committed cpu record to compare with.")
+    elif profile != "cpu":
+        lines.append(f"\nThe committed run is `cpu` (a smaller teacher): a `{profile}` run is not expected to match it;"
+                     " read the paper's column, where it has one.")
+    else:
+        lines.append(f"\n{ties} of {ties + apart} numbers in range of the committed cpu run (± is the noise: the seed "
+                     "spread or the test set's standard error, whichever is larger).")
+    return "\n".join(lines) + "\n"
