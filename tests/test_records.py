@@ -173,8 +173,13 @@ def check_03(m):
 def check_04(m):
     assert fraction(m["teacher_accuracy"]) and isinstance(m["teacher_params"], int)
     assert m["table"], "no classic students"
+    seeded = "seeds" in m  # records since the seeds: every run kept, single and distilled the means over them
     for row in m["table"]:
-        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled"}, row
+        runs = {"single_runs", "distilled_runs"} if seeded else set()
+        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled", *runs}, row
+        for mode in ("single", "distilled") if seeded else ():
+            assert len(row[f"{mode}_runs"]) == len(m["seeds"]) and all(fraction(v) for v in row[f"{mode}_runs"])
+            assert row[mode] == pytest.approx(sum(row[f"{mode}_runs"]) / len(m["seeds"]))
         assert row["kind"] in kd.SmallStudent.KINDS and isinstance(row["layers"], int)
         assert row["id"] == f"{row['kind']}-{row['layers']}" and row["id"] in MODELS
         assert isinstance(row["params"], int) and fraction(row["single"]) and fraction(row["distilled"])
@@ -186,6 +191,10 @@ def check_04(m):
     assert all(number(v) and v > 0 for v in latency["ms"].values())
     assert isinstance(m["max_len"], int) and isinstance(m["init_from_teacher"], bool)
     assert isinstance(m["trainer_overrides"], dict)
+    if seeded:
+        t = m["transfer_set"]
+        assert t["choice"] in ("unlabelled", "augmented", "both") and isinstance(t["augmented_rows"], int)
+        assert (t["augmented_rows"] > 0) == (t["choice"] != "unlabelled")
     assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
 
 
@@ -284,3 +293,18 @@ def test_load_record_refuses_other_schema_or_profile(monkeypatch, tmp_path):
     _write(tmp_path, "smoke", "02_mlm_distillation", profile="cpu")  # e.g. copied from results/cpu
     with pytest.raises(ValueError, match=r"'cpu' run.*run code/02_mlm_distillation\.ipynb again"):
         kd.load_record(kd.get_profile("smoke"), "02_mlm_distillation")
+
+
+def test_the_classic_table_shows_seed_spreads_and_calls_a_gain_inside_its_spread_a_tie():
+    row = {"id": "bilstm-1", "kind": "bilstm", "layers": 1, "params": 4_000_000, "single": 0.78, "distilled": 0.79,
+           "single_runs": [0.77, 0.78, 0.79], "distilled_runs": [0.80, 0.77, 0.80]}
+    nb04 = {"table": [row, {**row, "id": "bilstm-2", "layers": 2, "single_runs": [0.77, 0.78, 0.79],
+                            "distilled_runs": [0.80, 0.81, 0.80], "distilled": 0.8033}],
+            "teacher_params": 1, "teacher_accuracy": 0.83}
+    gain, sd = kd.tables.classic_gain(row)
+    assert gain == pytest.approx(0.01) and sd == pytest.approx(0.02)  # differences +3, -1, +1 points
+    rows = kd.tables.classic_table(nb04, 6)["rows"]
+    assert rows[0][3] == "78.0 ± 1.0" and rows[0][5] == "+1.0 ± 2.0 (tie)"
+    assert rows[1][5] == "+2.3 ± 1.2"  # outside its spread: no tie
+    one_seed = {k: v for k, v in row.items() if not k.endswith("_runs")}
+    assert kd.tables.classic_gain(one_seed) == (pytest.approx(0.01), None)

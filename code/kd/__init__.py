@@ -15,6 +15,7 @@
     training   Trainers: head fit, distillation, fine-tuning
     measure    task scores, masked-LM accuracy, retention, CPU latency
     students   small BiLSTM / BiGRU / Attention / Transformer students
+    augment    Tang et al.'s augmented transfer set, the teacher's masked LM picking replacements
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
     runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
 
@@ -48,6 +49,7 @@ _LAZY = {
     "measure": ["baselines", "compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention",
                 "mean_spread", "quantize_int8", "retention", "retention_above", "seed_summary", "task_scores"],
     "students": ["SmallStudent", "make_student", "projected_embeddings"],
+    "augment": ["AugmentConfig", "augment_reviews"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}

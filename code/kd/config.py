@@ -99,6 +99,10 @@ class Profile:
     # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
+    classic_seeds: int = 3               # runs of each student, alone and distilled: gains read against their spread
+    classic_transfer: str = "both"       # the transfer set: "unlabelled" reviews, "augmented" labelled ones (Tang et
+    # al.'s rewrites, kd.augment), or "both". Not yet measured against "unlabelled" alone: notebook 04's next cpu run
+    classic_rewrites: int = 2            # rewrites per labelled review (Tang et al.: 10-20 of shorter sentences)
     # notebook 05
     int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: notebook 03's all)
 
@@ -174,7 +178,7 @@ PROFILES = {
         task_sizes={t: (48, 24, 1) for t in TASKS}, max_len_cap=64, finetune_seeds=2,
         baseline_seeds=1,
         classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
-        classic_steps=4, classic_batch=8),
+        classic_steps=4, classic_batch=8, classic_seeds=2, classic_rewrites=1),
 }
 # t4's shapes and code paths on a CPU, fp16 off, data and steps cut to a handful: what the tests run for t4. A random
 # bert-base-uncased-shaped teacher with its masked-LM head (no head fitting, as in t4), 12 -> 6 layers, blocks of 256,
@@ -186,6 +190,7 @@ PROFILES["t4-shapes"] = replace(
     distill_batch=1, warmup_steps=1, ablation_steps=1, ablation_seeds=1, ablation_accum=1, logging_steps=1,
     task_sizes={"cola": (4, 4, 1), "mrpc": (4, 4, 1), "imdb": (1, 2, 1)}, finetune_seeds=1, baseline_seeds=1,
     classic_train_rows=4, classic_transfer_rows=4, classic_eval_rows=4, classic_steps=1, classic_batch=4,
+    classic_seeds=1, classic_rewrites=1,
     int8_eval_rows=2)
 TINY_BERT = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
                  max_position_embeddings=128)  # the smoke teacher: ~0.2M weights, random

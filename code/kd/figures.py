@@ -202,18 +202,24 @@ def _classic_points(ax, table: list[dict], x_of, legend: bool = True) -> None:
     for r in table:
         x, marker, color = x_of(r["id"]), "os"[r["layers"] - 1], COLORS[r["id"]]
         named = legend and r["layers"] == min(q["layers"] for q in table if q["kind"] == r["kind"])
+        for mode in ("single", "distilled"):  # the seeds' range, where there are several
+            runs = r.get(f"{mode}_runs", [])
+            if len(runs) > 1:
+                ax.plot([x, x], [100 * min(runs), 100 * max(runs)], color=color, lw=3, alpha=0.35)
         ax.scatter(x, 100 * r["single"], marker=marker, facecolors="none", edgecolors=color)
         ax.scatter(x, 100 * r["distilled"], marker=marker, color=color,
                    label=CLASSIC_KINDS[r["kind"]] if named else None)
         ax.plot([x, x], [100 * r["single"], 100 * r["distilled"]], color=color, lw=0.8)
 
 
-def _marker_key(ax) -> None:
+def _marker_key(ax, table: list[dict]) -> None:
     """Legend entries for what the markers mean, beside the models' colours."""
     for marker, text in (("o", "1 layer"), ("s", "2 layers")):
         ax.scatter([], [], marker=marker, color="0.3", label=text)
     ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="hollow: trained alone")
     ax.scatter([], [], marker="o", color="0.3", label="filled: distilled")
+    if any(len(r.get("single_runs", [])) > 1 for r in table):
+        ax.plot([], [], color="0.3", lw=3, alpha=0.35, label="range over seeds")
 
 
 @_styled
@@ -226,7 +232,7 @@ def accuracy_vs_latency(m04: dict, m03: dict):
                label=MODELS["teacher"])
     ax.scatter(ms["student_distilled"], m03["scores"]["imdb"]["student_distilled"]["median"], marker="D",
                color=COLORS["student_distilled"], label=MODELS["student_distilled"])
-    _marker_key(ax)
+    _marker_key(ax, m04["table"])
     _log_ticks(ax.xaxis)
     ax.set(xlabel=f"CPU latency (ms, batch 1, {m04['latency']['seq_len']} tokens, log scale)",
            ylabel="IMDb test accuracy (%)", title="Accuracy against CPU latency")
@@ -276,7 +282,7 @@ def accuracy_vs_size(m05: dict, m04: dict):
     for m, marker in zip(("teacher", "student_distilled", "student_int8"), "*Dd"):
         ax.scatter(row[m]["size_mb"], 100 * row[m]["imdb_accuracy"], marker=marker, color=COLORS[m],
                    s=160 if m == "teacher" else 60, label=MODELS[m])
-    _marker_key(ax)
+    _marker_key(ax, m04["table"])
     _log_ticks(ax.xaxis)
     ax.set(xlabel="weights (MB, log scale)", ylabel="IMDb test accuracy (%)", title="Accuracy against size")
     fig.legend(loc="outside lower center", ncol=2)

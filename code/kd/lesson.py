@@ -67,7 +67,9 @@ def quantities(notebook: str, m: dict, rows: dict) -> dict[str, tuple[float, flo
         q["teacher IMDb accuracy"] = (100 * m["teacher_accuracy"], 100 * share_se(m["teacher_accuracy"], n))
         for r in m["table"]:
             for mode in ("single", "distilled"):
-                q[f"{MODELS[r['id']]}, {mode}"] = (100 * r[mode], 100 * share_se(r[mode], n))
+                runs = r.get(f"{mode}_runs", [r[mode]])
+                spread = (max(runs) - min(runs)) / 2
+                q[f"{MODELS[r['id']]}, {mode}"] = (100 * r[mode], 100 * max(share_se(r[mode], n), spread))
     elif notebook == "05_summary":
         n = m["int8_check"]["eval_rows"]
         for kind in ("fp32", "int8"):

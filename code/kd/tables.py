@@ -83,10 +83,40 @@ def size_speed_table(nb05: dict, profile: str) -> dict:
                      ["CPU time", pct(ours["latency"]), pct(paper["latency"])]]}
 
 
+def _sd(values: list[float]) -> float:
+    n = len(values)
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+
+
+def classic_gain(row: dict) -> tuple[float, float | None]:
+    """A classic student's gain from distillation: the mean over seeds of distilled - single, and the spread (sample
+    standard deviation) of the per-seed differences; None for one seed."""
+    if "single_runs" not in row or len(row["single_runs"]) < 2:
+        return row["distilled"] - row["single"], None
+    diffs = [d - s for s, d in zip(row["single_runs"], row["distilled_runs"])]
+    return sum(diffs) / len(diffs), _sd(diffs)
+
+
+def _mean_sd(row: dict, mode: str) -> str:
+    runs = row.get(f"{mode}_runs")
+    if not runs or len(runs) < 2:
+        return f"{100 * row[mode]:.1f}"
+    return f"{100 * row[mode]:.1f} ± {100 * _sd(runs):.1f}"
+
+
+def _gain(row: dict) -> str:
+    gain, sd = classic_gain(row)
+    if sd is None:
+        return f"{100 * gain:+.1f}"
+    return f"{100 * gain:+.1f} ± {100 * sd:.1f}" + (" (tie)" if abs(gain) <= sd else "")
+
+
 def classic_table(nb04: dict, teacher_layers: int) -> dict:
-    """Classic students, single vs distilled, with the gain and the earlier demo as a reference."""
-    rows = [[CLASSIC_KINDS[r["kind"]], str(r["layers"]), f"{r['params'] / 1e6:.2f}M", f"{100 * r['single']:.1f}",
-             f"{100 * r['distilled']:.1f}", f"{100 * (r['distilled'] - r['single']):+.1f}"] for r in nb04["table"]]
+    """Classic students, single vs distilled (the mean over seeds ± their spread where there are several), with the
+    gain (a tie when inside the spread of its per-seed differences) and the earlier demo as a reference."""
+    rows = [[CLASSIC_KINDS[r["kind"]], str(r["layers"]), f"{r['params'] / 1e6:.2f}M", _mean_sd(r, "single"),
+             _mean_sd(r, "distilled"), _gain(r)] for r in nb04["table"]]
     demo = REFERENCES["earlier_demo"]
     rows += [["teacher (fine-tuned)", str(teacher_layers), f"{nb04['teacher_params'] / 1e6:.2f}M",
               f"{100 * nb04['teacher_accuracy']:.1f}", "", ""],
@@ -129,7 +159,7 @@ def derived(records: dict) -> dict:
     """What the report's sentences quote that no record holds, computed here from the records and the references:
     the paper's retention (a constant) and each classic student's gain (distilled - single)."""
     table = records["04_classic_kd_imdb"]["metrics"]["table"]
-    gains = {r["id"]: r["distilled"] - r["single"] for r in table}
+    gains = {r["id"]: classic_gain(r)[0] for r in table}
     return {"paper_retention": paper_retention(), "classic_gain": gains}
 
 
