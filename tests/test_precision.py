@@ -98,3 +98,22 @@ def test_an_accumulated_step_is_the_mean_over_its_micro_batches(cpu_precision, t
     moved = [(one.state_dict()[k] - start[k], four.state_dict()[k] - start[k]) for k in start]
     worst = max((a - b).norm().item() / max(a.norm().item(), 1e-12) for a, b in moved if a.norm() > 0)
     assert worst <= tol * 10, worst  # per tensor: |delta_4 - delta_1| / |delta_1|
+
+
+def test_the_masked_lm_head_fit_computes_in_the_precision_the_record_names(cpu_precision, tiny, tmp_path,
+                                                                            monkeypatch):
+    """The head fit calls the model's parts (kd.masked_lm_logits), not its forward, where the Trainer's autocast
+    lives: without its own autocast it computed in fp32 whatever the record said."""
+    teacher, tokenizer, blocks = tiny
+    seen = []
+    real = kd.training.masked_lm_logits
+
+    def spy(*args, **kwargs):
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kd.training, "masked_lm_logits", spy)
+    model = BertForMaskedLM(teacher.config).eval()
+    model.load_state_dict(teacher.state_dict())
+    kd.fit_mlm_head(model, tokenizer, blocks, dataclasses.replace(SMOKE, head_fit_steps=1), tmp_path)
+    assert seen and set(seen) == {cpu_precision == "bf16"}

@@ -77,7 +77,11 @@ class MaskedLMTrainer(OwnLossTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
         picked = labels != -100
-        logits = masked_lm_logits(model, inputs["input_ids"], inputs["attention_mask"], picked)
+        # masked_lm_logits calls the model's parts, not its forward, which is where the Trainer's mixed precision
+        # lives (accelerate wraps forward in autocast): the same autocast here, explicitly
+        half = torch.float16 if self.args.fp16 else torch.bfloat16
+        with torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16):
+            logits = masked_lm_logits(model, inputs["input_ids"], inputs["attention_mask"], picked)
         loss = F.cross_entropy(logits.float(), labels[picked])
         return (loss, logits) if return_outputs else loss
 
