@@ -64,8 +64,8 @@ def readme_results(records: dict[str, dict]) -> str:
              f"on {machine['cpu_count']} CPU cores, {gpu} ({machine['platform']}, torch {machine['torch']}); "
              f"notebooks 01-04 took {m['course_minutes_01_04']:.0f} min. Every number below is in the run records "
              f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, "
-             "not ours. Read differences against the noise: the seed ranges in brackets, and a standard error of "
-             "about 1.3 points for an accuracy on 1,000 test reviews (`kd.lesson`); a difference inside them is a "
+             "not ours. Read differences against the noise: the seed ranges in brackets, and the standard error "
+             "sqrt(p(1 - p) / n) of an accuracy p on n test reviews (`kd.lesson`); a difference inside them is a "
              "tie.",
              "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
              "seeds, in brackets their range where there are several):", md["retention"],

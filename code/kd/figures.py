@@ -75,19 +75,19 @@ def head_fit(m01: dict):
 def equivalence(m01: dict):
     """Teacher logits against the all-layer copy's and the k-layer student's, and the largest difference per token."""
     e = m01["equivalence"]
-    fig, axes = _subplots(1, 2, figsize=(7.2, 4.2))
+    fig, axes = _subplots(1, 2, figsize=(7.0, 4.2))
     names = {"full": f"all {m01['teacher_layers']} layers", "student": f"layers {m01['student_layers']}"}
     colors = {"full": COLORS["student_full_copy"], "student": COLORS["student_init"]}
     for key, alpha in (("full", 1.0), ("student", 0.4)):
         axes[0].scatter(e["teacher_logits"], e[f"{key}_logits"], s=2, alpha=alpha, color=colors[key],
                         label=names[key])
     axes[0].set(xlabel="teacher logit", ylabel="student logit",
-                title=f"Masked-LM logits, {len(e['teacher_logits']):,} sampled")
+                title=f"Logits, {len(e['teacher_logits']):,} sampled")
     axes[0].legend(markerscale=5)
     per_token = [[math.log10(max(v, 1e-9)) for v in e["max_diff_per_token"][k]] for k in ("full", "student")]
     axes[1].hist(per_token, bins=40, label=[names["full"], names["student"]], color=[colors["full"], colors["student"]])
     axes[1].axvline(math.log10(e["tolerance"]), color="k", ls="--", lw=1, label=f"tolerance {e['tolerance']:g}")
-    axes[1].set(xlabel="log10 of the largest |logit difference| per token", ylabel="tokens",
+    axes[1].set(xlabel="log10 max |logit difference|", ylabel="tokens",
                 title="The all-layer copy is exact")
     axes[1].legend()
     return fig
@@ -102,9 +102,9 @@ def size(m01: dict):
     emb = [m01["embedding_params"][i] / 1e6 for i in ids]
     layers = [(m01["params"][i] - m01["embedding_params"][i]) / 1e6 for i in ids]
     ax.bar(labels, emb, color="0.75", label="embeddings")
-    ax.bar(labels, layers, bottom=emb, color=[COLORS[i] for i in ids], label="transformer layers")
+    ax.bar(labels, layers, bottom=emb, color=[COLORS[i] for i in ids], label="transformer layers (colour: model)")
     ax.set(ylabel="encoder parameters (millions)", title="Where the parameters are")
-    ax.legend()
+    fig.legend(loc="outside lower center", ncol=2)  # layers: each model's colour
     return fig
 
 
