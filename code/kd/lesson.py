@@ -23,6 +23,12 @@ def share_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
 
 
+def tie_margin(p: float, n: int) -> float:
+    """How far two accuracies near p, each on n items, may differ by noise alone: twice their combined standard
+    error, 2 * sqrt(2) * share_se(p, n). A difference inside it is a tie."""
+    return 2 * math.sqrt(2) * share_se(p, n)
+
+
 def correlation_se(r: float, n: int) -> float:
     """Approximate standard error of a correlation r (MCC) on n items."""
     return (1 - r * r) / math.sqrt(max(n - 1, 1))

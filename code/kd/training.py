@@ -57,6 +57,12 @@ class OwnLossTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False  # our loss ignores num_items_in_batch: let the Trainer divide
 
+    def mixed_precision(self):
+        """The autocast the Trainer runs a model's forward in (fp16 on a GPU, bf16 on a CPU that has it), for what
+        compute_loss runs outside that forward: a frozen teacher, or a model called by its parts."""
+        half = torch.float16 if self.args.fp16 else torch.bfloat16
+        return torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16)
+
     def _load_optimizer_and_scheduler(self, checkpoint):
         """Resuming under torchrun on CPUs: transformers 5.15 maps the optimiser state to args.device, which is
         "cpu:<rank>" there and which torch.load cannot restore (newer versions map it to "cpu"). Loaded as "cpu"."""
@@ -79,8 +85,7 @@ class MaskedLMTrainer(OwnLossTrainer):
         picked = labels != -100
         # masked_lm_logits calls the model's parts, not its forward, which is where the Trainer's mixed precision
         # lives (accelerate wraps forward in autocast): the same autocast here, explicitly
-        half = torch.float16 if self.args.fp16 else torch.bfloat16
-        with torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16):
+        with self.mixed_precision():
             logits = masked_lm_logits(model, inputs["input_ids"], inputs["attention_mask"], picked)
         loss = F.cross_entropy(logits.float(), labels[picked])
         return (loss, logits) if return_outputs else loss
@@ -133,8 +138,7 @@ class DistillationTrainer(OwnLossTrainer):
         out_s = model(**inputs, output_hidden_states=True)
         # the teacher's weights stay fp32 (halving them in place would round them for good); its forward runs
         # under the autocast the Trainer runs the student's in: fp16 on a GPU, bf16 on a CPU that has it
-        half = torch.float16 if self.args.fp16 else torch.bfloat16
-        with torch.no_grad(), torch.autocast(self.args.device.type, half, enabled=self.args.fp16 or self.args.bf16):
+        with torch.no_grad(), self.mixed_precision():
             out_t = self.teacher(**inputs, output_hidden_states=True)
         terms = distillation_terms(out_s, out_t, labels, inputs["attention_mask"], self.distill_config)
         for k, v in terms.items():
@@ -167,8 +171,8 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     # a checkpoint is resumed only by the run that wrote it (more steps may follow): other settings are an error that
     # names the fix, never a silent restore of the old student
     run_folder_scores(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
-                                "accum": args.gradient_accumulation_steps, "lr": args.learning_rate,
-                                "config": asdict(cfg), "student_params": student.num_parameters()})
+                                         "accum": args.gradient_accumulation_steps, "lr": args.learning_rate,
+                                         "config": asdict(cfg), "student_params": student.num_parameters()})
     budget = TimeBudget(minutes, profile.checkpoint_minutes, save_at_end=final_checkpoint)
     started = time.time()
     hint = (f"profile = dataclasses.replace(profile, distill_batch={profile.distill_batch // 2}, "
@@ -258,7 +262,8 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
                     remove_unused_columns=task_kd is None)
     settings.update(overrides)
     done = run_folder_scores(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
-                                 "rows": [len(train), len(evaluation)], "start_weights": weights_digest(model)})
+                                          "rows": [len(train), len(evaluation)],
+                                          "start_weights": weights_digest(model)})
     if done.exists():
         return json.loads(done.read_text())
     args = training_args(profile, output_dir, **settings)
