@@ -8,9 +8,16 @@ step on 64 reviews as the course ran it before (fp32, fused AdamW): the forward,
 timed apart. Then the levers, each on the same reviews: bf16 autocast (native on some CPUs, emulated on others),
 and 128 reviews a step (the same reviews seen in half the steps: the time per review is what counts). Prints
 medians and ratios. Not a test: timings are read.
+
+    python tests/bench_classic_step.py [repeats] --workers
+
+The lever of the two cores: one student on 2 threads, against two students trained at once, one thread each
+(two processes started together, each timing its own steps). Prints the throughput ratio, students per second.
 """
 import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -71,5 +78,32 @@ def main(repeats: int = 5) -> None:
                   f"{per['x128'] / per['fp32']:9.2f}")
 
 
+def one(kind: str, layers: int, bf16: bool, repeats: int) -> None:
+    """A child process of workers(): print the median step of one student at this process's threads."""
+    print(parts(kind, layers, 64, bf16, repeats)["step"])
+
+
+def workers(repeats: int) -> None:
+    bf16 = kd.cpu_bf16()
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {'bf16' if bf16 else 'fp32'}; step of 64 reviews, "
+          f"median of {repeats}: one student on 2 threads, two students at once on 1 thread each")
+    print(f"{'student':14s} {'2 threads':>10s} {'1 of 2 at once':>15s} | students/s: 2 at once / 1 on 2 threads")
+    for kind in kd.labels.CLASSIC_KINDS:
+        for layers in (1, 2):
+            two = parts(kind, layers, 64, bf16, repeats)["step"]
+            cmd = [sys.executable, __file__, str(repeats), "--one", kind, str(layers), str(int(bf16))]
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+            each = statistics.mean(float(p.communicate()[0].split()[-1]) for p in procs)
+            print(f"{kind}-{layers:<7d} {1000 * two:8.0f}ms {1000 * each:13.0f}ms | {2 * two / each:6.2f}")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    if "--one" in sys.argv:
+        i = sys.argv.index("--one")
+        torch.set_num_threads(1)
+        one(sys.argv[i + 1], int(sys.argv[i + 2]), bool(int(sys.argv[i + 3])), int(sys.argv[1]))
+    elif "--workers" in sys.argv:
+        workers(int(sys.argv[1]) if sys.argv[1].isdigit() else 5)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -149,3 +149,35 @@ def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
         assert plain.item() == pytest.approx(ce, rel=1e-6)
     assert kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0).item() != pytest.approx(
         kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0, mse=True).item(), rel=1e-3)  # so mse was checked
+
+
+def test_student_precision_keeps_bigru_in_fp32_where_bf16_is_a_cpus(monkeypatch):
+    cpu = kd.get_profile("cpu")
+    monkeypatch.setenv("KD_CPU_BF16", "1")
+    assert [kd.student_precision(cpu, k) for k in kd.SmallStudent.KINDS] == ["bf16", "fp32", "bf16", "bf16"]
+    monkeypatch.setenv("KD_CPU_BF16", "0")
+    assert {kd.student_precision(cpu, k) for k in kd.SmallStudent.KINDS} == {"fp32"}
+
+
+def test_train_students_two_at_once_as_one_at_a_time(tokenizer, tmp_path):
+    """Notebook 04's runs: two spawned workers give each (student, mode, seed) the scores of the same run done in this
+    process, in the same order, and a finished run is read back with the seconds it took."""
+    from dataclasses import replace
+
+    run = kd.Run(SMOKE, "test")
+    train, test = kd.task_data(run, kd.TASKS["imdb"], tokenizer)
+    students = {"bilstm-1": ("bilstm", 1), "attention-1": ("attention", 1)}
+    modes = {"single": (train, None)}
+    settings = dict(max_steps=2, per_device_train_batch_size=8, learning_rate=1e-2)
+    out = {}
+    for workers in (1, 2):
+        profile = replace(SMOKE, classic_workers=workers)
+        out[workers] = kd.train_students(students, modes, [0, 1], test, tokenizer, profile, None,
+                                         tmp_path / str(workers), **settings)
+    assert list(out[1]) == list(out[2]) == [("bilstm-1", "single"), ("attention-1", "single")]
+    for key in out[1]:
+        assert [r["accuracy"] for r in out[1][key]] == [r["accuracy"] for r in out[2][key]]
+        assert all(r["seconds"] > 0 for r in out[2][key])
+    again = kd.train_students(students, modes, [0, 1], test, tokenizer, replace(SMOKE, classic_workers=1), None,
+                              tmp_path / "2", **settings)
+    assert again == out[2]  # read back: the same scores and the seconds the runs took

@@ -308,3 +308,23 @@ def test_the_classic_table_shows_seed_spreads_and_calls_a_gain_inside_its_spread
     assert rows[1][5] == "+2.3 ± 1.2"  # outside its spread: no tie
     one_seed = {k: v for k, v in row.items() if not k.endswith("_runs")}
     assert kd.tables.classic_gain(one_seed) == (pytest.approx(0.01), None)
+
+
+def test_retrain_time_quotes_the_committed_cpu_minutes_and_the_t4_estimate():
+    record = kd.lesson.committed("04_classic_kd_imdb")
+    said = kd.lesson.retrain_time("04_classic_kd_imdb")
+    assert f"about {record['wall_seconds'] / 60:.0f} min on 2 CPU cores" in said
+    hours = sorted(kd.budget.estimate(kd.PROFILES["t4"], end)["04_classic_kd_imdb"]["hours"] for end in ("low", "high"))
+    assert f"{hours[0]:.1f}" in said and f"{hours[1]:.1f} h in the t4 profile" in said
+
+
+def test_the_t4_budget_counts_every_seed_and_the_rewrites_of_notebook_04():
+    from dataclasses import replace
+
+    t4 = kd.PROFILES["t4"]
+    one = kd.budget.estimate(replace(t4, classic_seeds=1))["04_classic_kd_imdb"]["hours"]
+    three = kd.budget.estimate(replace(t4, classic_seeds=3))["04_classic_kd_imdb"]["hours"]
+    runs = 16 * (t4.classic_steps * kd.budget.SMALL_STEP_S + kd.budget.RUN_OVERHEAD_S) / 3600
+    assert three - one == pytest.approx(2 * runs)
+    plain = kd.budget.estimate(replace(t4, classic_transfer="unlabelled"))["04_classic_kd_imdb"]["hours"]
+    assert kd.budget.estimate(t4)["04_classic_kd_imdb"]["hours"] > plain  # labelling the rewrites costs time

@@ -14,7 +14,7 @@
     resume     the last complete checkpoint, one kept at a time, time budgets, out-of-memory hints
     training   Trainers: head fit, distillation, fine-tuning
     measure    task scores, masked-LM accuracy, retention, CPU latency
-    students   small BiLSTM / BiGRU / Attention / Transformer students
+    students   small BiLSTM / BiGRU / Attention / Transformer students, trained several at once
     augment    Tang et al.'s augmented transfer set, the teacher's masked LM picking replacements
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
     runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
@@ -48,7 +48,8 @@ _LAZY = {
                  "session_tokens_per_second", "training_args"],
     "measure": ["baselines", "compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention",
                 "mean_spread", "quantize_int8", "retention", "retention_above", "seed_summary", "task_scores"],
-    "students": ["SmallStudent", "make_student", "projected_embeddings"],
+    "students": ["BF16_SLOWER", "SmallStudent", "make_student", "projected_embeddings", "student_precision",
+                 "train_students"],
     "augment": ["AugmentConfig", "augment_reviews"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }

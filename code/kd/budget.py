@@ -232,8 +232,12 @@ def notebook_04(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
     reviews = sum(_at_most(asked, "imdb", split) for split, asked in (
         ("train", profile.classic_train_rows), ("unsupervised", profile.classic_transfer_rows),
         ("test", profile.classic_eval_rows)))
-    cost.forward(reviews * L * m["teacher"].forward_flops(L))  # the teacher's soft targets, once
-    runs = 16                                              # 8 students, each alone and distilled
+    rewrites = 0
+    if profile.classic_transfer in ("augmented", "both"):  # Tang et al.'s rewrites: the masked LM picks, then labelled
+        rewrites = _at_most(profile.classic_train_rows, "imdb", "train") * profile.classic_rewrites
+        cost.forward(rewrites * L * m["teacher"].forward_flops(L))
+    cost.forward((reviews + rewrites) * L * m["teacher"].forward_flops(L))  # the teacher's soft targets, once
+    runs = 16 * profile.classic_seeds                      # 8 students, each alone and distilled, every seed
     cost.seconds += runs * (profile.classic_steps * SMALL_STEP_S + RUN_OVERHEAD_S)
     timed = [m["teacher"], m["student"], m["student"]]     # teacher, student fp32 and int8 (small students: ~free)
     cost.seconds += (profile.latency_runs + 3) * sum(e.forward_flops(profile.latency_seq_len)

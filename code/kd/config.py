@@ -90,11 +90,12 @@ class Profile:
     classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
     classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
     classic_transfer_rows: int | None = 10000  # unlabelled reviews the teacher labels softly (None: all 50,000);
-    # at 600 steps x 64 a distilled student sees each review about three times, a single one its 3,000 thirteen times
+    # at 450 steps x 64 a distilled student sees each of 19,000 reviews 1.5 times, a single one its 3,000 ten times
     classic_eval_rows: int | None = 1000       # test reviews scored (None: all 25,000); the same subset as notebook 03
     classic_dim: int = 128               # embedding and hidden width of the small students
-    classic_steps: int = 600             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
-    # 76.0 alone, 76.4 distilled; at 600: 77.2 and 79.3 (one run each): distillation needs the passes over its data
+    classic_steps: int = 450             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
+    # 76.0 alone, 76.4 distilled; at 600: 77.2 and 79.3 (one run each): distillation needs the passes over its data.
+    # 450: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (600 with one seed took 55)
     classic_batch: int = 64              # reviews per step. 32 halves the time, but at 600 steps the gains went
     # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
@@ -103,6 +104,8 @@ class Profile:
     classic_transfer: str = "both"       # the transfer set: "unlabelled" reviews, "augmented" labelled ones (Tang et
     # al.'s rewrites, kd.augment), or "both". Not yet measured against "unlabelled" alone: notebook 04's next cpu run
     classic_rewrites: int = 2            # rewrites per labelled review (Tang et al.: 10-20 of shorter sentences)
+    classic_workers: int = 2             # students trained at once, a thread each: on 2 cores 1.3-2.2x the students
+    # per second of one at a time on 2 threads (tests/bench_classic_step.py --workers); a GPU trains one at a time
     # notebook 05
     int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: notebook 03's all)
 
@@ -166,7 +169,7 @@ PROFILES = {
         logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
-        classic_dim=256, classic_steps=6000, int8_eval_rows=1000,
+        classic_dim=256, classic_steps=6000, classic_workers=1, int8_eval_rows=1000,
         released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
     "smoke": Profile(

@@ -140,3 +140,19 @@ def compare(notebook: str, metrics: dict, record_data: dict, profile: str, again
         lines.append(f"\n{ties} of {ties + apart} numbers in range of the committed cpu run (± is the noise: the seed "
                      "spread or the test set's standard error, whichever is larger).")
     return "\n".join(lines) + "\n"
+
+
+def retrain_time(notebook: str) -> str:
+    """What rerunning a notebook costs, for its exercises: the committed cpu run's minutes on 2 CPU cores (its
+    record's wall_seconds) and kd.budget's estimate for the t4 profile on a Colab T4, both ends."""
+    from .budget import estimate
+    from .config import PROFILES
+
+    record = committed(notebook)
+    cpu = (f"{record['wall_seconds'] / 60:.0f} min on 2 CPU cores (the committed cpu run)" if record
+           else "no committed cpu run to time it by")
+    hours = sorted(estimate(PROFILES["t4"], end)[notebook]["hours"] for end in ("low", "high"))
+    low, high = (f"{h:.1f}" for h in hours)
+    return (f"Rerunning {notebook} takes about {cpu}, and {low if low == high else f'{low}-{high}'} h in the t4 "
+            "profile on a Colab T4 "
+            "(kd.budget's estimate); an exercise that retrains costs about that.")
