@@ -176,7 +176,10 @@ def check_04(m):
     seeded = "seeds" in m  # records since the seeds: every run kept, single and distilled the means over them
     for row in m["table"]:
         runs = {"single_runs", "distilled_runs"} if seeded else set()
-        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled", *runs}, row
+        timed = {"single_seconds", "distilled_seconds", "precision"} if "workers" in m else set()  # kd.train_students
+        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled", *runs, *timed}, row
+        for mode in ("single", "distilled") if timed else ():
+            assert len(row[f"{mode}_seconds"]) == len(m["seeds"]) and all(s > 0 for s in row[f"{mode}_seconds"])
         for mode in ("single", "distilled") if seeded else ():
             assert len(row[f"{mode}_runs"]) == len(m["seeds"]) and all(fraction(v) for v in row[f"{mode}_runs"])
             assert row[mode] == pytest.approx(sum(row[f"{mode}_runs"]) / len(m["seeds"]))
