@@ -178,11 +178,11 @@ def check_04(m):
         runs = {"single_runs", "distilled_runs"} if seeded else set()
         timed = {"single_seconds", "distilled_seconds", "precision"} if "workers" in m else set()  # kd.train_students
         assert set(row) == {"id", "kind", "layers", "params", "single", "distilled", *runs, *timed}, row
-        for mode in ("single", "distilled") if timed else ():
-            assert len(row[f"{mode}_seconds"]) == len(m["seeds"]) and all(s > 0 for s in row[f"{mode}_seconds"])
         for mode in ("single", "distilled") if seeded else ():
             assert len(row[f"{mode}_runs"]) == len(m["seeds"]) and all(fraction(v) for v in row[f"{mode}_runs"])
             assert row[mode] == pytest.approx(sum(row[f"{mode}_runs"]) / len(m["seeds"]))
+            if timed:
+                assert len(row[f"{mode}_seconds"]) == len(m["seeds"]) and all(s > 0 for s in row[f"{mode}_seconds"])
         assert row["kind"] in kd.SmallStudent.KINDS and isinstance(row["layers"], int)
         assert row["id"] == f"{row['kind']}-{row['layers']}" and row["id"] in MODELS
         assert isinstance(row["params"], int) and fraction(row["single"]) and fraction(row["distilled"])
