@@ -92,8 +92,8 @@ def readme_budget() -> str:
              f"{share['train']} for training steps and {share['forward']} for forward passes, the low and the high "
              "end of what published T4 figures support, plus fixed costs; token lengths measured on the data):",
              kd.tables.markdown(kd.tables.budget_table(ends)),
-             f"Free Colab sessions last about {kd.budget.SESSION_HOURS:.0f} hours; planned for the low end, at most "
-             f"{kd.budget.PACK_HOURS} h each, in order: {sessions}.", BUDGET_END]
+             f"Free Colab sessions last about {kd.budget.SESSION_HOURS:.0f} hours; planned for the pessimistic end, "
+             f"at most {kd.budget.PACK_HOURS} h each, in order: {sessions}.", BUDGET_END]
     return "\n\n".join(p.strip() for p in parts) + "\n"
 
 

@@ -28,7 +28,7 @@ from .config import (MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, T
                      Task, TaskKDConfig, get_profile)
 from .machine import cpu_bf16, precision, versions
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
-                      load_record, load_saved, portable, results_dir, save_artifact, saved_path)
+                      load_record, logits_cache, load_saved, portable, results_dir, save_artifact, saved_path)
 from . import budget, figures, labels, lesson, tables
 
 # What the heavy modules export, by module: kd.<name> imports its module on first use (PEP 562). Nothing else
@@ -57,9 +57,8 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __all__ = ["MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS", "TINY_BERT", "DistillConfig", "Profile",
            "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16", "precision", "versions", "ARTIFACTS",
            "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir", "finetune_dir", "fingerprint", "load_record",
-           "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "budget", "figures", "labels",
-           "lesson",
-           "tables", *_WHERE]
+           "logits_cache", "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "budget", "figures",
+           "labels", "lesson", "tables", *_WHERE]
 _OWN = {"distill_mlm", "runtime"}  # submodules with no names of their own here: import kd.<module>
 
 

@@ -90,19 +90,19 @@ class Profile:
     classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
     classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
     classic_transfer_rows: int | None = 10000  # unlabelled reviews the teacher labels softly (None: all 50,000);
-    # at 450 steps x 64 a distilled student sees each of 19,000 reviews 1.5 times, a single one its 3,000 ten times
+    # at 400 steps x 64 a distilled student sees each of 13,000 reviews twice, a single one its 3,000 eight times
     classic_eval_rows: int | None = 1000       # test reviews scored (None: all 25,000); the same subset as notebook 03
     classic_dim: int = 128               # embedding and hidden width of the small students
-    classic_steps: int = 450             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
+    classic_steps: int = 400             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
     # 76.0 alone, 76.4 distilled; at 600: 77.2 and 79.3 (one run each): distillation needs the passes over its data.
-    # 450: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (600 with one seed took 55)
+    # 400: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (450 with the rewrites took 67)
     classic_batch: int = 64              # reviews per step. 32 halves the time, but at 600 steps the gains went
     # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
     classic_seeds: int = 3               # runs of each student, alone and distilled: gains read against their spread
     classic_transfer: str = "both"       # the transfer set: "unlabelled" reviews, "augmented" labelled ones (Tang et
-    # al.'s rewrites, kd.augment), or "both". Not yet measured against "unlabelled" alone: notebook 04's next cpu run
+    # al.'s rewrites, kd.augment), or "both" (cpu: unlabelled only, see PROFILES)
     classic_rewrites: int = 2            # rewrites per labelled review (Tang et al.: 10-20 of shorter sentences)
     classic_workers: int = 2             # students trained at once, a thread each: on 2 cores 1.3-2.2x the students
     # per second of one at a time on 2 threads (tests/bench_classic_step.py --workers); a GPU trains one at a time
@@ -171,7 +171,9 @@ PROFILES = {
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
         classic_dim=256, classic_steps=6000, classic_workers=1, int8_eval_rows=1000,
         released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
-    "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),
+    # cpu: the transfer set without the rewrites. Rewriting 6,000 reviews and labelling them took 165 + ~120 s of
+    # notebook 04's 67 minutes (results/cpu/04 of 2026-12-04, "both"); unlabelled, the 60 minutes hold 400 steps
+    "cpu": Profile(name="cpu", teacher=MINILM, data_root=None, classic_transfer="unlabelled"),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
         block_size=32, eval_blocks=8, head_fit_steps=5, teacher_adapt_steps=3, head_fit_batch=4, head_fit_lr=1e-2,

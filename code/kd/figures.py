@@ -61,9 +61,9 @@ def head_fit(m01: dict):
         return None
     fig, ax = _subplots(figsize=(6.4, 3.4))
     offset = 0
-    for stage, label in (("head", "head only, encoder frozen"), ("adapt", "every weight")):
-        curve = m01["head_fit_curves"][stage]
-        ax.plot([s + offset for s in curve["step"]], curve["loss"], label=label)
+    for stage, label, ls in (("head", "head only, encoder frozen", "-"), ("adapt", "every weight", "--")):
+        curve = m01["head_fit_curves"][stage]  # both stages train the teacher: its colour, a line style each
+        ax.plot([s + offset for s in curve["step"]], curve["loss"], ls, color=COLORS["teacher"], label=label)
         offset += curve["step"][-1] if curve["step"] else 0
     ax.set(xlabel="optimiser step", ylabel="masked-LM loss (cross-entropy, nats)",
            title="Making the teacher a masked LM")
@@ -83,27 +83,27 @@ def equivalence(m01: dict):
                         label=names[key])
     axes[0].set(xlabel="teacher logit", ylabel="student logit",
                 title=f"Logits, {len(e['teacher_logits']):,} sampled")
-    axes[0].legend(markerscale=5)
     per_token = [[math.log10(max(v, 1e-9)) for v in e["max_diff_per_token"][k]] for k in ("full", "student")]
     axes[1].hist(per_token, bins=40, label=[names["full"], names["student"]], color=[colors["full"], colors["student"]])
     axes[1].axvline(math.log10(e["tolerance"]), color="k", ls="--", lw=1, label=f"tolerance {e['tolerance']:g}")
     axes[1].set(xlabel="log10 max |logit difference|", ylabel="tokens",
                 title="The all-layer copy is exact")
-    axes[1].legend()
+    handles, labels = axes[1].get_legend_handles_labels()  # below the panels: nothing of the data hidden
+    fig.legend(handles, labels, loc="outside lower center", ncol=2)
     return fig
 
 
 @_styled
 def size(m01: dict):
     """Where the encoders' parameters are: embeddings against transformer layers."""
-    fig, ax = _subplots(figsize=(5.6, 3.4))
+    fig, ax = _subplots(figsize=(5.6, 4.6))
     ids = list(m01["params"])
     labels = [MODELS[i] for i in ids]
     emb = [m01["embedding_params"][i] / 1e6 for i in ids]
     layers = [(m01["params"][i] - m01["embedding_params"][i]) / 1e6 for i in ids]
     ax.bar(labels, emb, color="0.75", label="embeddings")
     ax.bar(labels, layers, bottom=emb, color=[COLORS[i] for i in ids], label="transformer layers (colour: model)")
-    ax.set(ylabel="encoder parameters (millions)", title="Where the parameters are")
+    ax.set(ylabel="parameters (millions)", title="Where the encoder's parameters are")
     fig.legend(loc="outside lower center", ncol=2)  # layers: each model's colour
     return fig
 
@@ -131,15 +131,19 @@ def loss_curves(m02: dict):
 def temperature(m02: dict):
     """The teacher's probabilities for its ten likeliest words at one masked token, at each temperature."""
     st = m02["soft_targets"]
-    fig, ax = _subplots(figsize=(7.2, 4.2))
+    import matplotlib
+
+    fig, ax = _subplots(figsize=(7.2, 5.2))
     n, temps = len(st["words"]), st["temperatures"]
-    width = 0.8 / len(temps)
+    width, shade = 0.8 / len(temps), matplotlib.colormaps["viridis"]  # one scale: colder to hotter, no model colour
     for i, T in enumerate(temps):
         ax.bar([x + (i - (len(temps) - 1) / 2) * width for x in range(n)], [100 * p for p in st["probs"][str(T)]],
-               width, label=f"T = {T:g}", color=f"C{i}")
+               width, label=f"T = {T:g}", color=shade(i / max(1, len(temps) - 1)))
     ax.set_xticks(range(n), st["words"], rotation=45, ha="right")
-    ax.set(ylabel="teacher probability (%)", title=f"Soft targets at one masked token (true word: {st['token']!r})")
-    ax.legend()
+    ax.set_yscale("log")  # at high T every word gets a little: only a log axis shows both ends
+    ax.set(xlabel="the teacher's likeliest words at T = 1", ylabel="teacher probability (%, log scale)",
+           title=f"Soft targets at one masked token (true word: {st['token']!r})")
+    fig.legend(loc="outside right center")
     return fig
 
 
@@ -184,11 +188,12 @@ def comparison(m03: dict):
             ax.axhline(REFERENCES["paper_scores"][ref][t], color="0.4", ls=ls, lw=1,
                        label=f"{ref}, reference" if t == TASK_IDS[0] else None)
         if "baselines" in m03:
-            ax.axhline(100 * m03["baselines"][t]["majority"][m03["headline_metric"][t]], color="C3", lw=1.2,
-                       label="majority class" if t == TASK_IDS[0] else None)
+            for kind, label, ls in (("majority", "majority class", "-"), ("chance", "chance (random answers)", "-.")):
+                ax.axhline(100 * m03["baselines"][t][kind][m03["headline_metric"][t]], color="C3", lw=1.2, ls=ls,
+                           label=label if t == TASK_IDS[0] else None)
         ax.set_xticks([])
         ax.set(title=f"{TASKS[t]}, {METRICS[m03['headline_metric'][t]]}", ylim=(0, 100), xlim=(-0.6, len(ids) - 0.4))
-    axes[0].set(ylabel="score (x100)")
+    axes[0].set(ylabel="score × 100 (accuracy and F1 in %)")
     fig.suptitle("Bars: the median over seeds; dots: each seed")
     fig.legend(loc="outside lower center", ncol=1)
     return fig
@@ -264,8 +269,9 @@ def retention(m03: dict):
     paper = paper_retention()
     ax.scatter(range(len(groups)), [100 * paper[g] for g in groups], marker="_", s=600, color="k", zorder=3,
                label="paper: DistilBERT / BERT-base (reference)")
-    ax.axhline(REFERENCES["earlier_course"]["mean_retention_percent"], color="0.4", ls=":", lw=1,
-               label="earlier reproduction, mean (reference)")
+    mean_x = groups.index("mean")  # a mean over tasks: drawn over the mean's bars only
+    ax.hlines(REFERENCES["earlier_course"]["mean_retention_percent"], mean_x - 0.45, mean_x + 0.45, color="0.4",
+              ls=":", lw=2, label="earlier reproduction, mean (reference)")
     ax.set(xticks=range(len(groups)), xticklabels=[TASKS.get(g, g) for g in groups], ylim=(0, 110),
            ylabel="student / teacher (%)", title="Retention of the teacher's score")
     fig.legend(loc="outside lower center", ncol=1)

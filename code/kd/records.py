@@ -114,6 +114,13 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def logits_cache(profile: Profile, model: str, *depends_on) -> Path:
+    """Where the logits of a saved model (e.g. notebook 04's labelling by "teacher-imdb") are cached: the artifacts
+    folder, under the model's fingerprint and what the labelled sets depend on (sizes, settings)."""
+    parts = "-".join(map(str, depends_on))
+    return artifacts_dir(profile) / f"classic-{model}-logits-{fingerprint(saved_path(profile, model))}-{parts}.pt"
+
+
 def finetune_dir(profile: Profile, task: str, model: str, seed: int) -> Path:
     """The folder of one fine-tuning run (notebooks 03-04): its checkpoints, scores.json and, if kept, model/."""
     return artifacts_dir(profile) / "finetune" / task / model / f"seed{seed}"

@@ -182,5 +182,6 @@ def budget_table(ends: dict[str, dict[str, dict]]) -> dict:
              f"{r['kept_gb']:.1f}", f"{r['trash_gb']:.1f}"] for nb, r in low.items() if nb != "course"]
     body.append(["whole course", f"{low['course']['hours']:.1f}", f"{high['course']['hours']:.1f}", "",
                  f"{low['course']['drive_gb']:.1f} at most on Drive", ""])
-    return {"header": ["notebook", "hours, low end (estimate)", "hours, high end (estimate)", "Drive GB written",
+    return {"header": ["notebook", "hours at the low share: pessimistic (estimate)",
+                       "hours at the high share: optimistic (estimate)", "Drive GB written",
                        "Drive GB kept", "Drive GB in the trash"], "rows": body}

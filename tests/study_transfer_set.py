@@ -1,0 +1,84 @@
+"""What Tang et al.'s rewrites buy: students distilled on the transfer set with and without them, the same steps.
+
+Run after notebook 04, in the profile it ran in (its artifacts: the IMDb teacher, notebook 01's masked LM, the cached
+teacher logits). Notebook 04 distilled every student on its profile's transfer set (`classic_transfer`); this trains
+the students named on the command line again, distilled, on the other choice ("both" if the profile's is
+"unlabelled", else "unlabelled"), with the same seeds, steps and settings as the record, and prints each seed's
+accuracy beside the record's: the mean difference and its spread over seeds, a tie when inside the spread.
+
+    KD_PROFILE=cpu python tests/study_transfer_set.py bilstm-1 attention-1 transformer-1
+
+An accuracy study, not a test: it trains (about 10 minutes for three one-layer students on 2 CPU cores).
+"""
+import dataclasses
+import statistics
+import sys
+import time
+
+import datasets
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import kd
+
+NOTEBOOK = "04_classic_kd_imdb"
+
+
+def main(ids: list[str]) -> None:
+    profile = kd.get_profile()
+    record = kd.load_record(profile, NOTEBOOK)["metrics"]
+    rows = {r["id"]: r for r in record["table"]}
+    unknown = [i for i in ids if i not in rows]
+    if unknown or not ids:
+        raise SystemExit(f"Name students of notebook 04's record: {', '.join(rows)} (got {unknown or 'none'}).")
+    choice = record["transfer_set"]["choice"]
+    other = "both" if choice == "unlabelled" else "unlabelled"
+    run = kd.Run(profile, "study")  # never saved: it only notes the splits
+    tokenizer = AutoTokenizer.from_pretrained(kd.saved_path(profile, "teacher-imdb"))
+    L = record["max_len"]
+
+    def reviews(split, n):
+        return kd.encode(kd.noted_split(run, "imdb", split, n), tokenizer, ("text",), L)
+
+    train = reviews("train", profile.classic_train_rows)
+    transfer = reviews("unsupervised", profile.classic_transfer_rows)
+    test = reviews("test", profile.classic_eval_rows)
+    teacher = kd.load_saved(profile, "teacher-imdb", AutoModelForSequenceClassification)
+    augment = kd.AugmentConfig(**record["transfer_set"]["augment"])
+    cache = kd.logits_cache(profile, "teacher-imdb", len(train), len(transfer), L, choice, profile.classic_rewrites,
+                            *dataclasses.astuple(augment))  # notebook 04's labelling, read back where it is kept
+    start, pieces = time.perf_counter(), {"train": train, "transfer": transfer}
+    if other == "both":  # the rewrites, made as notebook 04 makes them
+        mlm, _ = kd.load_trained_teacher(profile)
+        pieces["augmented"] = kd.augment_reviews(train, mlm, tokenizer, augment, profile.classic_rewrites,
+                                                 profile.seed, L).remove_columns("source_row")
+    known = torch.load(cache) if cache.exists() else {}
+    logits = {k: known[k] if k in known else torch.tensor(kd.predict_logits(teacher, ds, tokenizer, profile))
+              for k, ds in pieces.items()}
+    print(f"{other}: {', '.join(f'{len(ds)} {k}' for k, ds in pieces.items())} rows; labelled "
+          f"{[k for k in pieces if k not in known]} in {time.perf_counter() - start:.0f} s", flush=True)
+    distill_set = datasets.concatenate_datasets([ds.add_column("teacher_logits", logits[k].tolist())
+                                                 for k, ds in pieces.items()])
+    embeddings = None
+    if record["init_from_teacher"]:  # the same projection as notebook 04's
+        embeddings = kd.projected_embeddings(teacher.base_model.embeddings.word_embeddings.weight.detach(),
+                                             profile.classic_dim, seed=profile.seed)
+    task_kd = kd.TaskKDConfig(**record["task_kd"])
+    students = {i: (rows[i]["kind"], rows[i]["layers"]) for i in ids}
+    runs = kd.train_students(students, {other: (distill_set, task_kd)}, record["seeds"], test, tokenizer, profile,
+                             embeddings, kd.artifacts_dir(profile) / f"classic-study-{other}",
+                             **record["trainer_overrides"])
+    print(f"\ndistilled on {choice!r} (notebook 04's record) against {other!r}, seeds {record['seeds']}, "
+          f"{record['trainer_overrides']['max_steps']} steps; accuracy x100")
+    for i in ids:
+        ours, theirs = rows[i]["distilled_runs"], [r["accuracy"] for r in runs[i, other]]
+        diffs = [100 * (b - a) for a, b in zip(ours, theirs)]
+        mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+        print(f"{i:14s} {choice} {100 * statistics.mean(ours):.1f} {[round(100 * a, 1) for a in ours]}  "
+              f"{other} {100 * statistics.mean(theirs):.1f} {[round(100 * a, 1) for a in theirs]}  "
+              f"difference {mean:+.1f} ± {sd:.1f}{' (tie)' if abs(mean) <= sd else ''}")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main(sys.argv[1:])
