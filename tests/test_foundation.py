@@ -201,6 +201,23 @@ def test_fingerprint_names_the_weights_not_the_folder(tiny_teacher, tmp_path):
     assert kd.fingerprint(tmp_path / "a") != before
 
 
+def test_logits_cache_is_named_by_the_weights_and_what_the_sets_depend_on(tiny_teacher, monkeypatch, tmp_path):
+    """Notebook 04 and tests/study_transfer_set.py find the teacher's labels by kd.logits_cache: the same teacher and
+    sets give the same file; other sets or a retrained teacher another."""
+    monkeypatch.setenv("KD_ARTIFACTS_DIR", str(tmp_path))
+    smoke = kd.get_profile("smoke")
+    tiny_teacher.save_pretrained(kd.artifact_path(smoke, "teacher-imdb"))
+    first = kd.logits_cache(smoke, "teacher-imdb", 3000, 10000, 128, "unlabelled")
+    assert first == kd.logits_cache(smoke, "teacher-imdb", 3000, 10000, 128, "unlabelled")
+    assert first.parent == kd.artifacts_dir(smoke)
+    assert kd.fingerprint(kd.saved_path(smoke, "teacher-imdb")) in first.name
+    assert first != kd.logits_cache(smoke, "teacher-imdb", 3000, 10000, 128, "both")
+    with torch.no_grad():
+        tiny_teacher.bert.encoder.layer[0].output.dense.bias[0] += 1e-3
+    tiny_teacher.save_pretrained(kd.artifact_path(smoke, "teacher-imdb"))
+    assert first != kd.logits_cache(smoke, "teacher-imdb", 3000, 10000, 128, "unlabelled")
+
+
 # --- metrics
 
 @pytest.mark.parametrize("metric, preds, refs, key, expected", [
