@@ -68,7 +68,9 @@ def readme_results(records: dict[str, dict]) -> str:
              "sqrt(p(1 - p) / n) of an accuracy p on n test reviews (`kd.lesson`); a difference inside them is a "
              "tie.",
              "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
-             "seeds, in brackets their range where there are several):", md["retention"],
+             "seeds, in brackets their range where there are several; retention is student / teacher, kept above "
+             "the majority class is (student - majority) / (teacher - majority), noisy where the teacher is barely "
+             "above the majority class, as on MRPC):", md["retention"],
              f"![retention]({where}05_summary_retention.png)",
              "**Smaller and faster** (every model on one CPU clock, timed by notebook 04; IMDb accuracy from "
              "notebooks 03-05):", md["models"], md["size_speed"],
