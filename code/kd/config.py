@@ -95,7 +95,7 @@ class Profile:
     classic_dim: int = 128               # embedding and hidden width of the small students
     classic_steps: int = 400             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
     # 76.0 alone, 76.4 distilled; at 600: 77.2 and 79.3 (one run each): distillation needs the passes over its data.
-    # 400: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (450 with the rewrites took 67)
+    # 400: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (54 min; 450 with the rewrites took 67)
     classic_batch: int = 64              # reviews per step. 32 halves the time, but at 600 steps the gains went
     # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
@@ -172,7 +172,9 @@ PROFILES = {
         classic_dim=256, classic_steps=6000, classic_workers=1, int8_eval_rows=1000,
         released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
     # cpu: the transfer set without the rewrites. Rewriting 6,000 reviews and labelling them took 165 + ~120 s of
-    # notebook 04's 67 minutes (results/cpu/04 of 2026-12-04, "both"); unlabelled, the 60 minutes hold 400 steps
+    # notebook 04's 67 minutes (its run of 2026-12-04, "both"); unlabelled, the 60 minutes hold 400 steps. With the
+    # rewrites added at the same 400 steps, BiLSTM-1, Attention-1 and Transformer-1 distilled scored -0.2 ± 1.1,
+    # -0.2 ± 0.2 and -0.8 ± 0.6 points against this (tests/study_transfer_set.py, seeds 42-44, 2026-12-06)
     "cpu": Profile(name="cpu", teacher=MINILM, data_root=None, classic_transfer="unlabelled"),
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
