@@ -73,7 +73,8 @@ def main(repeats: int = 5) -> None:
             big = parts(kind, layers, 128, False, repeats)
             per = {k: 1000 * v["step"] / n for k, v, n in (("fp32", base, 64), ("bf16", bf16, 64), ("x128", big, 128))}
             ms = [1000 * base[k] for k in ("forward", "backward", "optimiser", "step")]
-            print(f"{kind}-{layers:<7d} {ms[0]:6.0f} {ms[1]:6.0f} {ms[2]:6.0f} {ms[3]:8.0f} | {per['fp32']:20.2f} "
+            sid = f"{kind}-{layers}"
+            print(f"{sid:14s} {ms[0]:6.0f} {ms[1]:6.0f} {ms[2]:6.0f} {ms[3]:8.0f} | {per['fp32']:20.2f} "
                   f"{per['bf16']:6.2f} {per['x128']:6.2f} | {per['bf16'] / per['fp32']:9.2f} "
                   f"{per['x128'] / per['fp32']:9.2f}")
 
@@ -95,7 +96,7 @@ def workers(repeats: int) -> None:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(2)]
             each = statistics.mean(float(p.communicate()[0].split()[-1]) for p in procs)
-            print(f"{kind}-{layers:<7d} {1000 * two:8.0f}ms {1000 * each:13.0f}ms | {2 * two / each:6.2f}")
+            print(f"{f'{kind}-{layers}':14s} {1000 * two:8.0f}ms {1000 * each:13.0f}ms | {2 * two / each:6.2f}")
 
 
 if __name__ == "__main__":
