@@ -117,3 +117,20 @@ def test_every_number_in_the_readme_results_is_in_a_record():
     notebook_numbers = {f"{i:02d}" for i in range(1, 6)} | {str(i) for i in range(1, 6)}
     unknown = sorted({n.lstrip("+-") for n in numbers} - known - notebook_numbers)
     assert not unknown, f"numbers in the README's results that no run record holds: {unknown}"
+
+
+def test_the_reports_noise_margins_follow_the_compare_rule():
+    """The report calls a masked-LM or task-KD difference a tie inside kd.lesson.pair_margin: twice the combined
+    standard error of two shares on the same items (compare's rule), here from the committed records."""
+    import math
+
+    import kd
+
+    assert kd.lesson.pair_margin(0.8, 0.8, 1000) == pytest.approx(kd.lesson.tie_margin(0.8, 1000))
+    assert kd.lesson.pair_margin(0.5, 0.9, 400) == pytest.approx(2 * math.sqrt(0.25 / 400 + 0.09 / 400))
+    records = {nb: kd.load_record("cpu", nb, kd.REPO / "results" / "cpu") for nb in kd.NOTEBOOKS}
+    d, m02 = kd.tables.derived(records), records["02_mlm_distillation"]["metrics"]
+    acc = m02["masked_acc"]
+    assert d["mlm_margin"] == pytest.approx(kd.lesson.pair_margin(acc["teacher"], acc["student_distilled"],
+                                                                  m02["eval_masked_tokens"]))
+    assert d["imdb_rows"] == records["03_finetune_glue_imdb"]["data"]["imdb/test"]["subset_rows"]

@@ -29,6 +29,12 @@ def tie_margin(p: float, n: int) -> float:
     return 2 * math.sqrt(2) * share_se(p, n)
 
 
+def pair_margin(a: float, b: float, n: int) -> float:
+    """How far two shares a and b, each on the same n items, may differ by noise alone: twice their combined standard
+    error (the compare rule). A difference inside it is a tie."""
+    return 2 * math.hypot(share_se(a, n), share_se(b, n))
+
+
 def correlation_se(r: float, n: int) -> float:
     """Approximate standard error of a correlation r (MCC) on n items."""
     return (1 - r * r) / math.sqrt(max(n - 1, 1))

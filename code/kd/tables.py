@@ -157,12 +157,20 @@ def tables_markdown(tables: dict[str, dict], profile: str) -> str:
 
 def derived(records: dict) -> dict:
     """What the report's sentences quote that no record holds, computed here from the records and the references:
-    the paper's retention (a constant) and each classic student's gain (distilled - single, the mean over seeds) with
-    the spread of its seeds' differences (None for one seed)."""
+    the paper's retention (a constant), each classic student's gain (distilled - single, the mean over seeds) with
+    the spread of its seeds' differences (None for one seed), and the noise margins (kd.lesson.pair_margin) of the
+    teacher against the distilled student in masked LM and of task KD against none on IMDb."""
+    from .lesson import eval_rows, pair_margin
+
     table = records["04_classic_kd_imdb"]["metrics"]["table"]
     gains = {r["id"]: classic_gain(r) for r in table}
+    acc, m03 = records["02_mlm_distillation"]["metrics"], records["03_finetune_glue_imdb"]
+    imdb, rows = {m: s["median"] / 100 for m, s in m03["metrics"]["scores"]["imdb"].items()}, eval_rows(m03)["imdb"]
     return {"paper_retention": paper_retention(), "classic_gain": {k: g for k, (g, _) in gains.items()},
-            "classic_gain_sd": {k: sd for k, (_, sd) in gains.items()}}
+            "classic_gain_sd": {k: sd for k, (_, sd) in gains.items()},
+            "mlm_margin": pair_margin(acc["masked_acc"]["teacher"], acc["masked_acc"]["student_distilled"],
+                                      acc["eval_masked_tokens"]),
+            "imdb_rows": rows, "task_kd_margin": pair_margin(imdb["student_task_kd"], imdb["student_distilled"], rows)}
 
 
 def typst_inputs(tables: dict[str, dict], records: dict) -> dict[str, str]:
