@@ -48,7 +48,8 @@ def classic_seeds(record: dict) -> str:
     """How many runs of each classic student the table shows, from notebook 04's record."""
     seeds = record["metrics"].get("seeds")
     if seeds and len(seeds) > 1:
-        return f"the mean over seeds {', '.join(map(str, seeds))} ± their spread; a gain inside its spread is a tie"
+        return (f"the mean over seeds {', '.join(map(str, seeds))} ± their standard deviation; a gain whose 95% "
+                "interval (paired over seeds, kd.noise) holds zero is a tie")
     return f"one run of each, seed {seeds[0] if seeds else record['seeds']['trainer']}"
 
 
@@ -64,9 +65,9 @@ def readme_results(records: dict[str, dict]) -> str:
              f"on {machine['cpu_count']} CPU cores, {gpu} ({machine['platform']}, torch {machine['torch']}); "
              f"notebooks 01-04 took {m['course_minutes_01_04']:.0f} min. Every number below is in the run records "
              f"in [`{where}`]({where}); rows marked *reference* are the papers' and earlier projects' numbers, "
-             "not ours. Read differences against the noise: the seed ranges in brackets, and the standard error "
-             "sqrt(p(1 - p) / n) of an accuracy p on n test reviews (`kd.lesson`); a difference inside them is a "
-             "tie.",
+             "not ours. One rule tells a gain or a loss from a tie (`kd.noise`): a difference counts when its 95% "
+             "interval leaves zero out, paired over seeds where both arms ran the same seeds (Student's t), else "
+             "against the standard error of the test set, sqrt(p(1 - p) / n) for an accuracy p on n items.",
              "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
              "seeds, in brackets their range where there are several; retention is student / teacher, kept above "
              "the majority class is (student - majority) / (teacher - majority), noisy where the teacher is barely "

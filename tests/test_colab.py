@@ -1,9 +1,8 @@
 """A free Colab T4: the budget of time and Drive, resume after a disconnect at any moment, models left where they were
-found, notebook 05 on a CPU runtime, and the set-up cell."""
+found, notebook 05 on a CPU runtime. The set-up cell and kd.runtime: tests/test_colab_runtime.py."""
 import dataclasses
 import json
 import shutil
-import sys
 import types
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import kd
 import pytest
 import torch
 from kd import budget
-import kd.runtime
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForMaskedLM
 
 SMOKE, T4 = kd.get_profile("smoke"), kd.PROFILES["t4"]
@@ -182,88 +180,3 @@ def test_summary_reads_a_t4_run_on_a_cpu_runtime(monkeypatch):
     with pytest.raises(RuntimeError, match="T4 GPU"):
         kd.get_profile("t4")  # training needs the GPU ...
     assert kd.get_profile("t4", needs_gpu=False).name == "t4"  # ... reading its records and the int8 check do not
-
-
-# --- the set-up cell, as Colab runs it
-
-def setup_cell() -> str:
-    cells = json.loads(NOTEBOOKS[0].read_text())["cells"]
-    return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-
-
-@pytest.fixture
-def colab(monkeypatch, tmp_path):
-    """A pretend Colab: google.colab importable, Drive mounting and subprocesses recorded, no restart for real."""
-    calls = types.SimpleNamespace(run=[], mounted=[], killed=[], pip_stdout="")
-    fake = types.ModuleType("google.colab")
-    fake.drive = types.SimpleNamespace(mount=calls.mounted.append)
-    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
-    monkeypatch.setitem(sys.modules, "google.colab", fake)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-
-    def run(command, **kwargs):
-        calls.run.append(command)
-        return types.SimpleNamespace(returncode=0, stdout=calls.pip_stdout, stderr="")
-
-    monkeypatch.setattr("subprocess.run", run)
-    monkeypatch.setattr("os.kill", lambda pid, signal: calls.killed.append(signal))
-    return calls
-
-
-def test_setup_cell_stops_on_the_placeholder_url(colab, monkeypatch):
-    monkeypatch.delenv("KD_REPO_URL", raising=False)
-    with pytest.raises(SystemExit, match="REPO_URL is still the placeholder"):
-        exec(setup_cell(), {})
-    assert colab.run == []  # nothing cloned or installed
-
-
-@pytest.mark.parametrize("installed, restarts", [("", False), ("Successfully installed evaluate-0.4.9", True),
-                                                 ("Successfully installed some-new-package-1.0", False)])
-def test_setup_cell_installs_colab_requirements_and_restarts_only_for_loaded_upgrades(colab, monkeypatch,
-                                                                                       installed, restarts):
-    monkeypatch.setenv("KD_REPO_URL", "https://example.org/me/kd-bert-course.git")
-    colab.pip_stdout = installed
-    import evaluate  # noqa: F401  (loaded, as a runtime that imported it would have it)
-
-    exec(setup_cell(), {})
-    pip = [c for c in colab.run if "pip" in c]
-    assert len(pip) == 1 and pip[0][-1].endswith("requirements-colab.txt")
-    assert colab.mounted == ["/content/drive"]
-    assert bool(colab.killed) == restarts
-
-
-def test_setup_cell_prints_the_versions_and_the_gpu(colab, monkeypatch, capsys):
-    monkeypatch.setenv("KD_REPO_URL", "https://example.org/me/kd-bert-course.git")
-    exec(setup_cell(), {})
-    printed = capsys.readouterr().out
-    for name in ("torch", "transformers", "datasets", "accelerate"):
-        assert f"{name} {kd.runtime.version(name)}" in printed
-    assert "GPU: none" in printed and "WARNING" not in printed  # the tests' own stack is a tested one
-
-
-# --- versions: the floors are what CI tests, and a version outside gets a warning naming the fix
-
-def pins(path: Path) -> dict[str, str]:
-    return dict(line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#"))
-
-
-def test_requirement_floors_are_colabs_versions_which_ci_tests():
-    ranges, colab = kd.runtime.tested_ranges(), pins(kd.REPO / "constraints-colab.txt")
-    for name in ("transformers", "datasets", "accelerate"):
-        floor = next(s.split(">=")[1] for s in ranges[name].split(",") if s.startswith(">="))
-        assert tuple(map(int, floor.split("."))) == tuple(map(int, colab[name].split(".")))[:len(floor.split("."))]
-    ci = (kd.REPO / ".ci" / "run").read_text()
-    assert "constraints-colab.txt" in ci and "requirements.txt" in ci
-    readme = (kd.REPO / "README.md").read_text()
-    assert "constraints-colab.txt" in readme  # the README says which stacks are tested
-
-
-def test_a_version_outside_the_tested_range_is_a_warning_naming_it_the_range_and_the_fix():
-    ranges = {"transformers": ">=5.15,<6", "datasets": ">=4.0"}
-    assert kd.runtime.version_warnings({"transformers": "5.15.0", "datasets": "4.4.1"}, ranges) == []
-    assert kd.runtime.version_warnings({"transformers": "5.25.0.dev0", "datasets": "4.0.0"}, ranges) == []
-    old, missing = kd.runtime.version_warnings({"transformers": "5.12.0", "datasets": None}, ranges)
-    assert "transformers 5.12.0 is outside the tested range" in old and ">=5.15" in old and "<6" in old
-    assert "pip install 'transformers" in old and "restart" in old
-    assert "datasets is not installed" in missing and "pip install 'datasets>=4.0'" in missing
-    assert kd.runtime.version_warnings({"transformers": "6.0.0", "datasets": "4.0.0"}, ranges)  # above the ceiling

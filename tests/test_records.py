@@ -298,19 +298,23 @@ def test_load_record_refuses_other_schema_or_profile(monkeypatch, tmp_path):
         kd.load_record(kd.get_profile("smoke"), "02_mlm_distillation")
 
 
-def test_the_classic_table_shows_seed_spreads_and_calls_a_gain_inside_its_spread_a_tie():
+def test_the_classic_table_judges_each_gain_by_the_one_rule_and_pools_them():
     row = {"id": "bilstm-1", "kind": "bilstm", "layers": 1, "params": 4_000_000, "single": 0.78, "distilled": 0.79,
            "single_runs": [0.77, 0.78, 0.79], "distilled_runs": [0.80, 0.77, 0.80]}
-    nb04 = {"table": [row, {**row, "id": "bilstm-2", "layers": 2, "single_runs": [0.77, 0.78, 0.79],
-                            "distilled_runs": [0.80, 0.81, 0.80], "distilled": 0.8033}],
-            "teacher_params": 1, "teacher_accuracy": 0.83}
-    gain, sd = kd.tables.classic_gain(row)
-    assert gain == pytest.approx(0.01) and sd == pytest.approx(0.02)  # differences +3, -1, +1 points
-    rows = kd.tables.classic_table(nb04, 6)["rows"]
-    assert rows[0][3] == "78.0 ± 1.0" and rows[0][5] == "+1.0 ± 2.0 (tie)"
-    assert rows[1][5] == "+2.3 ± 1.2"  # outside its spread: no tie
-    one_seed = {k: v for k, v in row.items() if not k.endswith("_runs")}
-    assert kd.tables.classic_gain(one_seed) == (pytest.approx(0.01), None)
+    steady = {**row, "id": "bilstm-2", "layers": 2, "single_runs": [0.77, 0.78, 0.79],
+              "distilled_runs": [0.80, 0.81, 0.815], "distilled": 0.8083}
+    nb04 = {"table": [row, steady], "teacher_params": 1, "teacher_accuracy": 0.83}
+    v = kd.tables.classic_gain(row, 1000)
+    assert v.diff == pytest.approx(1.0) and v.pairs == 3 and v.rule == "paired"  # differences +3, -1, +1 points
+    assert v.margin == pytest.approx(4.303 * 2.0 / 3 ** 0.5, rel=1e-3) and v.verdict == "tie"
+    rows = kd.tables.classic_table(nb04, 6, 1000)["rows"]
+    assert rows[0][3] == "78.0 ± 1.0" and rows[0][5] == "+1.0 ± 5.0 (tie)"
+    assert rows[1][5].endswith("(gain)")  # +3.0, +3.0, +2.5: steady differences, outside their interval
+    assert rows[2][0] == "all students pooled (6 pairs)" and rows[2][5] == str(kd.tables.classic_pooled(nb04))
+    one_seed = {**row, "single_runs": [0.78], "distilled_runs": [0.79]}  # one run each: the test set's noise
+    v1 = kd.tables.classic_gain(one_seed, 1000)
+    assert v1.rule == "single" and v1.verdict == "tie" and v1.margin == pytest.approx(2 * 100 * (
+        (0.79 * 0.21 + 0.78 * 0.22) / 1000) ** 0.5)
 
 
 def test_retrain_time_quotes_the_committed_cpu_minutes_and_the_t4_estimate():

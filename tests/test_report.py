@@ -100,7 +100,7 @@ def test_every_number_in_the_readme_results_is_in_a_record():
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             for x in (value, 100 * value, value / 1e6, value / 60):
                 for digits in range(4):
-                    known.add(f"{x:.{digits}f}")
+                    known.add(f"{abs(x):.{digits}f}")  # the README's signs are compared apart (lstrip)
         elif isinstance(value, str):
             known.update(re.findall(r"\d+(?:\.\d+)?", value))
 
@@ -119,18 +119,19 @@ def test_every_number_in_the_readme_results_is_in_a_record():
     assert not unknown, f"numbers in the README's results that no run record holds: {unknown}"
 
 
-def test_the_reports_noise_margins_follow_the_compare_rule():
-    """The report calls a masked-LM or task-KD difference a tie inside kd.lesson.pair_margin: twice the combined
-    standard error of two shares on the same items (compare's rule), here from the committed records."""
+def test_the_reports_noise_margins_follow_the_one_rule():
+    """The report calls a masked-LM or task-KD difference a tie inside kd.noise's margin for one run each: twice the
+    combined standard error of two shares on the same items; here from the committed records."""
     import math
 
     import kd
 
-    assert kd.lesson.pair_margin(0.8, 0.8, 1000) == pytest.approx(kd.lesson.tie_margin(0.8, 1000))
-    assert kd.lesson.pair_margin(0.5, 0.9, 400) == pytest.approx(2 * math.sqrt(0.25 / 400 + 0.09 / 400))
+    assert kd.noise.single(0.5, 0.9, kd.noise.share_se(0.5, 400), kd.noise.share_se(0.9, 400)).margin == \
+        pytest.approx(2 * math.sqrt(0.25 / 400 + 0.09 / 400))
     records = {nb: kd.load_record("cpu", nb, kd.REPO / "results" / "cpu") for nb in kd.NOTEBOOKS}
     d, m02 = kd.tables.derived(records), records["02_mlm_distillation"]["metrics"]
-    acc = m02["masked_acc"]
-    assert d["mlm_margin"] == pytest.approx(kd.lesson.pair_margin(acc["teacher"], acc["student_distilled"],
-                                                                  m02["eval_masked_tokens"]))
+    acc, n = m02["masked_acc"], m02["eval_masked_tokens"]
+    assert d["mlm_margin"] == pytest.approx(2 * math.hypot(kd.noise.share_se(acc["teacher"], n),
+                                                           kd.noise.share_se(acc["student_distilled"], n)))
+    assert set(d["ablation_verdict"]) == set(m02["ablation"]["masked_acc"]) - {"triple"}
     assert d["imdb_rows"] == records["03_finetune_glue_imdb"]["data"]["imdb/test"]["subset_rows"]

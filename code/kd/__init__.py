@@ -8,6 +8,7 @@
     tables     records -> the summary tables (Markdown here, Typst in the report)     no torch
     figures    records -> every figure of the course, in one style                     no torch
     lesson     a run beside the committed cpu run and the papers, with a verdict       no torch
+    noise      the one rule for gain / loss / tie: paired over seeds, else test-set SE  no torch
     data       datasets from the hub or a local mirror, masked-LM blocks, tasks
     models     teacher and every-other-layer student
     losses     the triple loss and the task-level loss, as pure functions
@@ -18,6 +19,8 @@
     augment    Tang et al.'s augmented transfer set, the teacher's masked LM picking replacements
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
     runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
+    hub_check  every hub id a profile loads, resolved before the long runs (metadata only)
+    gpu_check  the t4 settings measured on a GPU in minutes (python -m kd.gpu_check)
 
 `import kd` is cheap: the torch-free modules load at once, the others on first use of one of their names
 (`kd.distill` imports kd.training), so the report builder never imports torch.
@@ -28,8 +31,9 @@ from .config import (MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, T
                      Task, TaskKDConfig, get_profile)
 from .machine import cpu_bf16, precision, versions
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
-                      load_record, logits_cache, load_saved, portable, results_dir, save_artifact, saved_path)
-from . import budget, figures, labels, lesson, tables
+                      load_record, logits_cache, load_saved, portable, results_dir, save_artifact, saved_path,
+                      summary_profile)
+from . import budget, figures, labels, lesson, noise, tables
 
 # What the heavy modules export, by module: kd.<name> imports its module on first use (PEP 562). Nothing else
 # resolves: a notebook imports torch, transformers and datasets from themselves, not through kd.
@@ -43,9 +47,9 @@ _LAZY = {
                "weighted_loss"],
     "resume": ["KeepLastCheckpoint", "TimeBudget", "complete_checkpoints", "explain_oom", "remove_checkpoint",
                "run_folder_scores", "train_resumable", "weights_digest"],
-    "training": ["DistillationTrainer", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer", "blocks_per_step",
-                 "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history", "predict_logits",
-                 "session_tokens_per_second", "training_args"],
+    "training": ["DistillationTrainer", "HeldOutCurve", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer",
+                 "blocks_per_step", "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history",
+                 "predict_logits", "session_tokens_per_second", "training_args"],
     "measure": ["baselines", "compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention",
                 "mean_spread", "quantize_int8", "retention", "retention_above", "seed_summary", "task_scores"],
     "students": ["BF16_SLOWER", "SmallStudent", "make_student", "projected_embeddings", "student_precision",
@@ -57,9 +61,10 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __all__ = ["MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS", "TINY_BERT", "DistillConfig", "Profile",
            "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16", "precision", "versions", "ARTIFACTS",
            "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir", "finetune_dir", "fingerprint", "load_record",
-           "logits_cache", "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "budget", "figures",
-           "labels", "lesson", "tables", *_WHERE]
-_OWN = {"distill_mlm", "runtime"}  # submodules with no names of their own here: import kd.<module>
+           "logits_cache", "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "summary_profile",
+           "budget", "noise", "figures", "labels", "lesson", "tables", *_WHERE]
+# submodules with no names of their own here: import kd.<module>
+_OWN = {"distill_mlm", "gpu_check", "hub_check", "runtime"}
 
 
 def __getattr__(name: str):

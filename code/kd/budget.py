@@ -48,8 +48,8 @@ ROWS = {("cola", "train"): 8551, ("cola", "validation"): 1043, ("mrpc", "train")
 LENGTHS = {("cola", 128): (11.3, 27.8), ("mrpc", 128): (53.2, 83.6), ("imdb", 128): (123.7, 128.0),
            ("imdb", 256): (207.8, 256.0), ("imdb", 512): (275.3, 512.0)}
 SHAPES = {  # layers, width, feed-forward width, vocabulary
-    "bert-base-uncased": (12, 768, 3072, 30522), MINILM: (6, 384, 1536, 30522),
-    "distilbert-base-uncased": (6, 768, 3072, 30522)}
+    "google-bert/bert-base-uncased": (12, 768, 3072, 30522), MINILM: (6, 384, 1536, 30522),
+    "distilbert/distilbert-base-uncased": (6, 768, 3072, 30522)}
 
 
 @dataclass(frozen=True)

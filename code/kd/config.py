@@ -159,7 +159,7 @@ TASKS = {
 
 PROFILES = {
     "t4": Profile(
-        name="t4", teacher="bert-base-uncased", data_root=None, fp16=True, student_layers=6,
+        name="t4", teacher="google-bert/bert-base-uncased", data_root=None, fp16=True, student_layers=6,
         mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
         block_size=256, eval_blocks=500, head_fit_steps=0, teacher_adapt_steps=0, latency_runs=30,
         # 1,800 steps x 128 blocks and an ablation at half that batch: notebook 02 fits one 2.5 h session at the
@@ -170,7 +170,7 @@ PROFILES = {
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
         classic_dim=256, classic_steps=6000, classic_workers=1, int8_eval_rows=1000,
-        released_student="distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
+        released_student="distilbert/distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
     # cpu: the transfer set without the rewrites. Rewriting 6,000 reviews and labelling them took 165 + ~120 s of
     # notebook 04's 67 minutes (its run of 2026-12-04, "both"); unlabelled, the 60 minutes hold 400 steps. With the
     # rewrites added at the same 400 steps, BiLSTM-1, Attention-1 and Transformer-1 distilled scored -0.2 ± 1.1,
@@ -188,8 +188,9 @@ PROFILES = {
         classic_steps=4, classic_batch=8, classic_seeds=2, classic_rewrites=1),
 }
 # t4's shapes and code paths on a CPU, fp16 off, data and steps cut to a handful: what the tests run for t4. A random
-# bert-base-uncased-shaped teacher with its masked-LM head (no head fitting, as in t4), 12 -> 6 layers, blocks of 256,
-# accumulation 8, 512-token IMDb, the released-DistilBERT row (random weights), int8. Sources: the smoke samples.
+# teacher of google-bert/bert-base-uncased's shapes with its masked-LM head (no head fitting, as in t4), 12 -> 6 layers,
+# blocks of 256, accumulation 8, 512-token IMDb, the released-DistilBERT row (random weights), int8. Sources: the smoke
+# samples.
 PROFILES["t4-shapes"] = replace(
     PROFILES["t4"], name="t4-shapes", teacher="random-bert-base", released_student="random-distilbert-base",
     data_root=str(SMOKE_DATA), fp16=False, mlm_corpus="wikitext2", mlm_train_split="validation",

@@ -12,7 +12,7 @@ import torch
 from transformers import DataCollatorForLanguageModeling
 
 from .config import TASKS, Profile, Task  # noqa: F401  (kd.data.TASKS as before)
-from .records import Run, artifacts_dir
+from .records import Run, artifacts_dir, local_copy
 
 DATASETS = {  # short name: (hub repo id, config)
     "cola": ("nyu-mll/glue", "cola"),
@@ -117,9 +117,10 @@ def fixed_masked_batches(blocks: datasets.Dataset, tokenizer, batch_size: int, s
 
 def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
     """mlm_blocks of one split, tokenised once and cached in the artifacts folder (on Colab: Drive, so a new runtime
-    skips WikiText-103's minutes of tokenising), 2 bytes a token where the vocabulary allows. The cache is named by
-    corpus, split, block size, and a digest of the data source and the vocabulary; it is written to a temporary folder
-    and renamed when complete, so a save cut off by a disconnect, or a second process (torchrun), leaves no half."""
+    skips WikiText-103's minutes of tokenising; training reads a copy on the runtime's own disk, kd.records.local_copy),
+    2 bytes a token where the vocabulary allows. The cache is named by corpus, split, block size, and a digest of the
+    data source and the vocabulary; it is written to a temporary folder and renamed when complete, so a save cut off
+    by a disconnect, or a second process (torchrun), leaves no half."""
     p = run.profile
     source = data_source(p, p.mlm_corpus)
     digest = hashlib.sha1(json.dumps([source, sorted(tokenizer.get_vocab().items())]).encode()).hexdigest()[:12]
@@ -138,7 +139,7 @@ def cached_blocks(run: Run, tokenizer, split: str) -> datasets.Dataset:
             shutil.rmtree(partial)
     noted = {**json.loads((folder / "kd_source.json").read_text()), **provenance(p, p.mlm_corpus)}  # rows; source
     run.note_data(f"{p.mlm_corpus}/{split}", **noted, cached_blocks=f"corpus/{folder.name}")  # in the artifacts
-    return datasets.load_from_disk(str(folder))
+    return datasets.load_from_disk(str(local_copy(folder)))  # on Colab: read from the runtime's disk, not Drive
 
 
 def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset, list[dict]]:

@@ -11,7 +11,7 @@ MODELS = {
     "student_init": "student (no distillation)",      # notebook 01's copy of every other layer
     "student_distilled": "student (distilled)",       # notebook 02's student
     "student_task_kd": "student (distilled) + task KD",  # the paper's DistilBERT (D)
-    "distilbert_released": "DistilBERT (released)",   # distilbert-base-uncased, a reference row in t4
+    "distilbert_released": "DistilBERT (released)",   # distilbert/distilbert-base-uncased, a reference row in t4
     "student_int8": "student (distilled), int8",      # notebook 05: dynamic int8 quantization
     "bilstm-1": "BiLSTM, 1 layer", "bilstm-2": "BiLSTM, 2 layers",
     "bigru-1": "BiGRU, 1 layer", "bigru-2": "BiGRU, 2 layers",

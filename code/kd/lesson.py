@@ -1,43 +1,21 @@
 """Expect, then compare: a notebook's main numbers beside the course's committed `cpu` run and the papers' (labelled
 references), with a verdict from the recorded noise. One helper for every notebook; nothing here imports torch.
 
-The noise a number is judged by is the larger of its spread over seeds (half the range) and the standard error of
-its test set: sqrt(p(1 - p) / n) for a share such as accuracy (about 1.3 points on 1,000 reviews near 80%), and
-(1 - r²) / sqrt(n - 1) for a correlation such as MCC. Two runs agree ("in range") when they differ by at most twice
-the combined noise, sqrt(noise_a² + noise_b²); a difference inside that is a tie, not a finding.
+The noise a number is judged by is the larger of its seeds' standard error and the standard error of its test set:
+sqrt(p(1 - p) / n) for a share such as accuracy (about 1.3 points on 1,000 reviews near 80%), and (1 - r²) / sqrt(n - 1)
+for a correlation such as MCC. Two runs agree ("in range") when kd.noise, the course's one rule, calls their
+difference a tie.
 """
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 
 from .config import REPO
 from .labels import METRICS, MODELS, REFERENCES, TASKS
+from .noise import correlation_se, mean_noise, share_se, single
 
 COMMITTED = "results/cpu"  # the course's own run, in the repository
-
-
-def share_se(p: float, n: int) -> float:
-    """Standard error of a share p measured on n items (a binomial proportion)."""
-    return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
-
-
-def tie_margin(p: float, n: int) -> float:
-    """How far two accuracies near p, each on n items, may differ by noise alone: twice their combined standard
-    error, 2 * sqrt(2) * share_se(p, n). A difference inside it is a tie."""
-    return 2 * math.sqrt(2) * share_se(p, n)
-
-
-def pair_margin(a: float, b: float, n: int) -> float:
-    """How far two shares a and b, each on the same n items, may differ by noise alone: twice their combined standard
-    error (the compare rule). A difference inside it is a tie."""
-    return 2 * math.hypot(share_se(a, n), share_se(b, n))
-
-
-def correlation_se(r: float, n: int) -> float:
-    """Approximate standard error of a correlation r (MCC) on n items."""
-    return (1 - r * r) / math.sqrt(max(n - 1, 1))
 
 
 def committed(notebook: str) -> dict | None:
@@ -72,16 +50,15 @@ def quantities(notebook: str, m: dict, rows: dict) -> dict[str, tuple[float, flo
             for model, s in by_model.items():
                 v = s["median"] / 100
                 se = correlation_se(v, n) if metric == "matthews_correlation" else share_se(v, n)
-                spread = (s["range"][1] - s["range"][0]) / 2
-                q[f"{TASKS[task]} {METRICS[metric]}, {MODELS[model]}"] = (s["median"], max(100 * se, spread))
+                runs = [100 * r[metric] for r in s["runs"]]
+                q[f"{TASKS[task]} {METRICS[metric]}, {MODELS[model]}"] = (s["median"], mean_noise(runs, 100 * se))
     elif notebook == "04_classic_kd_imdb":
         n = rows.get("imdb", 1000)
         q["teacher IMDb accuracy"] = (100 * m["teacher_accuracy"], 100 * share_se(m["teacher_accuracy"], n))
         for r in m["table"]:
             for mode in ("single", "distilled"):
-                runs = r.get(f"{mode}_runs", [r[mode]])
-                spread = (max(runs) - min(runs)) / 2
-                q[f"{MODELS[r['id']]}, {mode}"] = (100 * r[mode], 100 * max(share_se(r[mode], n), spread))
+                runs = [100 * v for v in r[f"{mode}_runs"]]
+                q[f"{MODELS[r['id']]}, {mode}"] = (100 * r[mode], mean_noise(runs, 100 * share_se(r[mode], n)))
     elif notebook == "05_summary":
         n = m["int8_check"]["eval_rows"]
         for kind in ("fp32", "int8"):
@@ -132,10 +109,10 @@ def compare(notebook: str, metrics: dict, record_data: dict, profile: str, again
             lines.append(f"| {name} | {value:.1f} ± {noise:.1f} | – | {ref} | no committed number |")
             continue
         other, other_noise = theirs[name]
-        limit = 2 * math.hypot(noise, other_noise)
-        same = abs(value - other) <= limit
+        v = single(value, other, noise, other_noise)
+        same = v.verdict == "tie"
         ties, apart = ties + same, apart + (not same)
-        verdict = "in range" if same else f"differs by {value - other:+.1f} (more than {limit:.1f})"
+        verdict = "in range" if same else f"differs by {v.diff:+.1f} (more than {v.margin:.1f})"
         lines.append(f"| {name} | {value:.1f} ± {noise:.1f} | {other:.1f} ± {other_noise:.1f} | {ref} | {verdict} |")
     if not base:
         lines.append("\nNo committed cpu record to compare with.")
@@ -143,8 +120,8 @@ def compare(notebook: str, metrics: dict, record_data: dict, profile: str, again
         lines.append(f"\nThe committed run is `cpu` (a smaller teacher): a `{profile}` run is not expected to match it;"
                      " read the paper's column, where it has one.")
     else:
-        lines.append(f"\n{ties} of {ties + apart} numbers in range of the committed cpu run (± is the noise: the seed "
-                     "spread or the test set's standard error, whichever is larger).")
+        lines.append(f"\n{ties} of {ties + apart} numbers in range of the committed cpu run (± is the noise: the "
+                     "seeds' standard error or the test set's, whichever is larger; kd.noise).")
     return "\n".join(lines) + "\n"
 
 

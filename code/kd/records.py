@@ -32,8 +32,11 @@ ARTIFACTS = {
 
 
 def _colab_drive() -> Path | None:
+    """MyDrive/kd-bert when Drive is mounted (on Colab it outlives a runtime reset) and KD_DRIVE is not 0, else None:
+    the runtime's local disk (kd.runtime.mount_drive says what that loses)."""
     drive = Path("/content/drive/MyDrive")
-    return drive / "kd-bert" if drive.is_dir() else None  # on Colab, Drive outlives a runtime reset
+    use = os.environ.get("KD_DRIVE", "1").strip() != "0"
+    return drive / "kd-bert" if use and drive.is_dir() else None
 
 
 def artifacts_dir(profile: Profile) -> Path:
@@ -45,12 +48,46 @@ def artifacts_dir(profile: Profile) -> Path:
 
 
 def results_dir(profile: Profile | str) -> Path:
-    """Run records and figures: $KD_RESULTS_DIR, Google Drive on Colab, else results/. One folder per profile."""
+    """Run records and figures: $KD_RESULTS_DIR, Google Drive on Colab, else results/. One folder per profile.
+    On Drive, the clone's results/<profile> is made a link to it, so that the learner reads a run's records and
+    figures where the course says they are, as they are written (a committed folder is left as it is)."""
     name = profile if isinstance(profile, str) else profile.name
-    root = os.environ.get("KD_RESULTS_DIR") or (_colab_drive() or REPO) / "results"
+    drive = _colab_drive()
+    root = os.environ.get("KD_RESULTS_DIR") or (drive or REPO) / "results"
     path = Path(root) / name
     path.mkdir(parents=True, exist_ok=True)
+    if drive and not os.environ.get("KD_RESULTS_DIR"):
+        link_into_clone(path, REPO / "results" / name)
     return path
+
+
+def link_into_clone(target: Path, link: Path) -> None:
+    """Make `link` (in the clone) point at `target` (on Drive), unless a real folder with files is there already:
+    that is a committed run (results/cpu), never replaced."""
+    if link.is_symlink() or not link.exists() or not any(link.iterdir()):
+        if link.is_symlink() or link.exists():
+            link.unlink() if link.is_symlink() else link.rmdir()
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+
+
+def local_copy(folder: Path) -> Path:
+    """A folder on Drive copied once a session to the runtime's local disk (/content/kd-local, or $KD_LOCAL_DIR), and
+    the copy's path: training reads its data there, not over the Drive mount. Anywhere else: the folder itself."""
+    drive = _colab_drive()
+    if drive is None or drive not in Path(folder).parents:
+        return Path(folder)
+    import shutil
+
+    copy = Path(os.environ.get("KD_LOCAL_DIR", "/content/kd-local")) / Path(folder).relative_to(drive)
+    if not copy.exists():
+        partial = copy.with_name(f"{copy.name}.partial-{os.getpid()}")  # one per process (torchrun): no half copies
+        shutil.copytree(folder, partial)
+        try:
+            partial.rename(copy)
+        except OSError:  # another process finished first: its copy is the same
+            shutil.rmtree(partial)
+    return copy
 
 
 def artifact_path(profile: Profile, name: str, root: Path | None = None) -> Path:
@@ -165,6 +202,15 @@ class Run:
         path = self.where() / f"{self.notebook}.json"
         path.write_text(json.dumps(record, indent=2, default=float) + "\n")
         return path
+
+
+def summary_profile() -> str:
+    """Notebook 05's profile, which reads records and needs no GPU: $KD_PROFILE if set, else `t4` when its results
+    folder holds the records of notebooks 01-04, else `cpu` (the course's committed run)."""
+    if os.environ.get("KD_PROFILE"):
+        return os.environ["KD_PROFILE"]
+    root = Path(os.environ.get("KD_RESULTS_DIR") or (_colab_drive() or REPO) / "results")
+    return "t4" if all((root / "t4" / f"{nb}.json").exists() for nb in NOTEBOOKS[:4]) else "cpu"
 
 
 def load_record(profile: Profile | str, notebook: str, folder: Path | None = None) -> dict:

@@ -8,6 +8,8 @@ import json
 
 from .config import TASKS as TASK_SPECS
 from .labels import ABLATIONS, CLASSIC_KINDS, METRICS, MODELS, REFERENCES, TASKS
+from .lesson import eval_rows
+from .noise import Verdict, compare, share_se, single
 
 TASK_IDS = list(TASK_SPECS)  # the course's tasks, in order (kd.config.TASKS)
 
@@ -89,13 +91,19 @@ def _sd(values: list[float]) -> float:
     return (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
 
 
-def classic_gain(row: dict) -> tuple[float, float | None]:
-    """A classic student's gain from distillation: the mean over seeds of distilled - single, and the spread (sample
-    standard deviation) of the per-seed differences; None for one seed."""
-    if "single_runs" not in row or len(row["single_runs"]) < 2:
-        return row["distilled"] - row["single"], None
-    diffs = [d - s for s, d in zip(row["single_runs"], row["distilled_runs"])]
-    return sum(diffs) / len(diffs), _sd(diffs)
+def classic_gain(row: dict, n: int) -> Verdict:
+    """A classic student's gain from distillation in points, by the course's one rule (kd.noise): paired over seeds,
+    or, with one seed, against the standard error of n test reviews."""
+    distilled, single = ([100 * v for v in row[f"{mode}_runs"]] for mode in ("distilled", "single"))
+    return compare(distilled, single, 100 * share_se(row["distilled"], n), 100 * share_se(row["single"], n))
+
+
+def classic_pooled(nb04: dict) -> Verdict:
+    """Every student's gain pooled: the mean of all (student, seed) paired differences, by the same rule."""
+    table = nb04["table"]
+    distilled = [100 * v for r in table for v in r["distilled_runs"]]
+    single = [100 * v for r in table for v in r["single_runs"]]
+    return compare(distilled, single)
 
 
 def _mean_sd(row: dict, mode: str) -> str:
@@ -105,24 +113,22 @@ def _mean_sd(row: dict, mode: str) -> str:
     return f"{100 * row[mode]:.1f} ± {100 * _sd(runs):.1f}"
 
 
-def _gain(row: dict) -> str:
-    gain, sd = classic_gain(row)
-    if sd is None:
-        return f"{100 * gain:+.1f}"
-    return f"{100 * gain:+.1f} ± {100 * sd:.1f}" + (" (tie)" if abs(gain) <= sd else "")
-
-
-def classic_table(nb04: dict, teacher_layers: int) -> dict:
-    """Classic students, single vs distilled (the mean over seeds ± their spread where there are several), with the
-    gain (a tie when inside the spread of its per-seed differences) and the earlier demo as a reference."""
+def classic_table(nb04: dict, teacher_layers: int, n: int) -> dict:
+    """Classic students, single vs distilled (the mean over seeds ± their standard deviation where there are several),
+    the gain with its 95% interval and verdict (kd.noise), all students pooled, and the earlier demo as a reference.
+    n: test reviews scored."""
     rows = [[CLASSIC_KINDS[r["kind"]], str(r["layers"]), f"{r['params'] / 1e6:.2f}M", _mean_sd(r, "single"),
-             _mean_sd(r, "distilled"), _gain(r)] for r in nb04["table"]]
+             _mean_sd(r, "distilled"), str(classic_gain(r, n))] for r in nb04["table"]]
+    if len(nb04["table"][0]["single_runs"]) * len(nb04["table"]) >= 2:
+        pooled = classic_pooled(nb04)
+        rows.append([f"all students pooled ({pooled.pairs} pairs)", "", "", "", "", str(pooled)])
     demo = REFERENCES["earlier_demo"]
     rows += [["teacher (fine-tuned)", str(teacher_layers), f"{nb04['teacher_params'] / 1e6:.2f}M",
               f"{100 * nb04['teacher_accuracy']:.1f}", "", ""],
              ["earlier demo, reference", "1-2", "", "{}-{}".format(*demo["single"]), "{}-{}".format(*demo["distilled"]),
               f"teacher {demo['teacher']}"]]
-    return {"header": ["student", "layers", "parameters", "single", "distilled", "gain"], "rows": rows}
+    return {"header": ["student", "layers", "parameters", "single", "distilled", "gain (95% interval, kd.noise)"],
+            "rows": rows}
 
 
 def mlm_table(nb02: dict) -> dict:
@@ -130,13 +136,21 @@ def mlm_table(nb02: dict) -> dict:
             "rows": [[MODELS[m], pct(a), f"{nb02['perplexity'][m]:.0f}"] for m, a in nb02["masked_acc"].items()]}
 
 
+def ablation_verdicts(nb02: dict) -> dict[str, Verdict]:
+    """Each ablation row against the triple loss, in points, paired by seed (kd.noise)."""
+    rows = nb02["ablation"]["masked_acc"]
+    triple = [100 * v for v in rows["triple"]["runs"]]
+    return {a: compare([100 * v for v in r["runs"]], triple) for a, r in rows.items() if a != "triple"}
+
+
 def ablation_table(nb02: dict) -> dict:
-    """Each row's mean over seeds and its spread (sample standard deviation), to compare with the triple loss."""
-    ablation = nb02["ablation"]
+    """Each row's mean over seeds and its standard deviation, and its difference from the triple loss with its 95%
+    interval and verdict, paired by seed (kd.noise)."""
+    ablation, verdicts = nb02["ablation"], ablation_verdicts(nb02)
     return {"header": [f"ablation ({ablation['steps']} steps, {len(ablation['seeds'])} seeds)",
-                       "masked-token accuracy (mean ± sd)"],
-            "rows": [[ABLATIONS[a], f"{pct(r['mean'])} ± {100 * r['std']:.1f}"]
-                     for a, r in ablation["masked_acc"].items()]}
+                       "masked-token accuracy (mean ± sd)", "against the triple loss (points, kd.noise)"],
+            "rows": [[ABLATIONS[a], f"{pct(r['mean'])} ± {100 * r['std']:.1f}",
+                      str(verdicts[a]) if a in verdicts else ""] for a, r in ablation["masked_acc"].items()]}
 
 
 def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
@@ -144,8 +158,9 @@ def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
     nb01, nb02, nb03, nb04 = (records[n]["metrics"] for n in
                               ("01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb"))
     profile = records["01_student_init"]["profile"]
+    n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
     return {"retention": retention_table(nb03), "size_speed": size_speed_table(nb05, profile),
-            "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"]),
+            "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"], n04),
             "mlm": mlm_table(nb02), "ablation": ablation_table(nb02)}
 
 
@@ -157,20 +172,24 @@ def tables_markdown(tables: dict[str, dict], profile: str) -> str:
 
 def derived(records: dict) -> dict:
     """What the report's sentences quote that no record holds, computed here from the records and the references:
-    the paper's retention (a constant), each classic student's gain (distilled - single, the mean over seeds) with
-    the spread of its seeds' differences (None for one seed), and the noise margins (kd.lesson.pair_margin) of the
-    teacher against the distilled student in masked LM and of task KD against none on IMDb."""
-    from .lesson import eval_rows, pair_margin
-
+    the paper's retention (a constant), each classic student's gain (distilled - single, points) and its verdict,
+    the gains pooled, the ablation rows' verdicts, and the noise margins of the teacher against the distilled student
+    in masked LM and of task KD against none on IMDb (kd.noise, the one rule)."""
     table = records["04_classic_kd_imdb"]["metrics"]["table"]
-    gains = {r["id"]: classic_gain(r) for r in table}
+    n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
+    gains = {r["id"]: classic_gain(r, n04) for r in table}
     acc, m03 = records["02_mlm_distillation"]["metrics"], records["03_finetune_glue_imdb"]
     imdb, rows = {m: s["median"] / 100 for m, s in m03["metrics"]["scores"]["imdb"].items()}, eval_rows(m03)["imdb"]
-    return {"paper_retention": paper_retention(), "classic_gain": {k: g for k, (g, _) in gains.items()},
-            "classic_gain_sd": {k: sd for k, (_, sd) in gains.items()},
-            "mlm_margin": pair_margin(acc["masked_acc"]["teacher"], acc["masked_acc"]["student_distilled"],
-                                      acc["eval_masked_tokens"]),
-            "imdb_rows": rows, "task_kd_margin": pair_margin(imdb["student_task_kd"], imdb["student_distilled"], rows)}
+    n02 = acc["eval_masked_tokens"]
+
+    def margin(a: float, b: float, n: int) -> float:  # one number each, on the same n items: a share's margin
+        return single(a, b, share_se(a, n), share_se(b, n)).margin
+    return {"paper_retention": paper_retention(), "classic_gain": {k: v.diff / 100 for k, v in gains.items()},
+            "classic_verdict": {k: v.as_dict() for k, v in gains.items()},
+            "classic_pooled": classic_pooled(records["04_classic_kd_imdb"]["metrics"]).as_dict(),
+            "ablation_verdict": {k: v.as_dict() for k, v in ablation_verdicts(acc).items()},
+            "mlm_margin": margin(acc["masked_acc"]["teacher"], acc["masked_acc"]["student_distilled"], n02),
+            "imdb_rows": rows, "task_kd_margin": margin(imdb["student_task_kd"], imdb["student_distilled"], rows)}
 
 
 def typst_inputs(tables: dict[str, dict], records: dict) -> dict[str, str]:

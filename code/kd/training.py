@@ -18,7 +18,7 @@ from transformers import BertForMaskedLM, Trainer, TrainingArguments
 from .config import DistillConfig, Profile, TaskKDConfig
 from .data import Task, mlm_collator
 from .losses import classic_kd_loss, distillation_terms, weighted_loss
-from .measure import compute_task_metrics
+from .measure import compute_task_metrics, masked_lm_eval
 from .models import kept_in_place, masked_lm_logits
 from .machine import precision
 from .records import artifacts_dir
@@ -92,7 +92,7 @@ class MaskedLMTrainer(OwnLossTrainer):
 
 
 def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dataset, profile: Profile,
-                 output_dir: Path, whole: bool = False) -> list[dict]:
+                 output_dir: Path, whole: bool = False, callbacks: tuple = ()) -> list[dict]:
     """Train the masked-LM head (transform + output bias; decoder tied to the word embeddings) with the encoder
     frozen, for profile.head_fit_steps; whole=True: then every weight, for profile.teacher_adapt_steps.
 
@@ -115,7 +115,7 @@ def fit_mlm_head(teacher: BertForMaskedLM, tokenizer, train_blocks: datasets.Dat
     try:
         with kept_in_place(teacher):  # entered before the Trainer moves the teacher to its device
             trainer = MaskedLMTrainer(model=teacher, args=args, train_dataset=train_blocks,
-                                      data_collator=mlm_collator(tokenizer))
+                                      data_collator=mlm_collator(tokenizer), callbacks=list(callbacks))
             trainer.train()
     finally:  # even an interrupted fit leaves the teacher as it found it: dropout rates, trainable, device, mode
         for m, rate in zip(dropouts, rates):
@@ -156,12 +156,13 @@ class DistillationTrainer(OwnLossTrainer):
 
 def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Profile, cfg: DistillConfig,
             output_dir: Path, max_steps: int, minutes: float, final_checkpoint: bool = True,
-            seed: int | None = None, accum: int | None = None) -> DistillationTrainer:
+            seed: int | None = None, accum: int | None = None, callbacks: tuple = ()) -> DistillationTrainer:
     """Distil `teacher` into `student` for max_steps (or `minutes`), resuming from the last complete checkpoint in
     output_dir. One checkpoint is kept (model and optimiser, every checkpoint_minutes); final_checkpoint=False skips
     the one at the end, for short runs whose result is stored elsewhere (the ablation), and removes their checkpoints
     once done. seed: masking and data order (default: the profile's); accum: gradient accumulation (default: the
-    profile's distill_accum). Both models go back where they came from."""
+    profile's distill_accum); callbacks: more TrainerCallbacks (kd.HeldOutCurve). Both models go back where they came
+    from."""
     args = training_args(profile, output_dir, max_steps=max_steps, per_device_train_batch_size=profile.distill_batch,
                          gradient_accumulation_steps=accum or profile.distill_accum, learning_rate=profile.distill_lr,
                          warmup_steps=min(profile.warmup_steps, max_steps // 10 + 1), lr_scheduler_type="linear",
@@ -180,7 +181,7 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     with kept_in_place(student, teacher):  # entered before the trainer moves them to its device
         trainer = DistillationTrainer(model=student, args=args, train_dataset=blocks, teacher=teacher,
                                       distill_config=cfg, data_collator=mlm_collator(tokenizer),
-                                      callbacks=[budget, KeepLastCheckpoint()])
+                                      callbacks=[budget, KeepLastCheckpoint(), *callbacks])
         with explain_oom(args, hint, output_dir):
             start_step = train_resumable(trainer, output_dir)
     if not final_checkpoint:  # finished: a periodic checkpoint of a long run is of no more use, nor its settings
@@ -191,6 +192,26 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
     trainer.session_seconds = time.time() - started  # this session only: a resumed run counts from its checkpoint
     trainer.session_steps = trainer.state.global_step - start_step
     return trainer
+
+
+class HeldOutCurve(transformers.TrainerCallback):
+    """A learning curve: held-out masked-token accuracy and perplexity (kd.masked_lm_eval, the same masked tokens
+    every time) at step 0 and every `every` optimiser steps, in self.points as {"step", "masked_acc", "perplexity"}."""
+
+    def __init__(self, eval_batches: list[dict], every: int):
+        self.eval_batches, self.every, self.points = eval_batches, every, []
+
+    def _score(self, step: int, model) -> None:
+        if not any(p["step"] == step for p in self.points):
+            r = masked_lm_eval(model, self.eval_batches)
+            self.points.append({"step": step, "masked_acc": r["masked_acc"], "perplexity": r["perplexity"]})
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._score(state.global_step, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
+            self._score(state.global_step, model)
 
 
 def blocks_per_step(args: TrainingArguments) -> int:
