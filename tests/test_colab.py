@@ -25,7 +25,7 @@ def test_t4_fits_free_colab_sessions_and_drive_at_the_pessimistic_end():
         assert low[name]["hours"] <= budget.PACK_HOURS, (name, low[name])
         assert low[name]["hours"] >= high[name]["hours"], name
         assert low[name]["trash_gb"] == 0, (name, low[name])  # deleted checkpoints are emptied first
-    assert low["course"]["drive_gb"] <= 5.0, low["course"]
+    assert low["course"]["drive_gb"] <= 6.0, low["course"]  # of the free 15 GB, which a learner's own files share
     plan = budget.sessions(low)
     assert plan[-1] == ["05_summary"]  # on a CPU runtime of its own
     assert [nb for session in plan for nb in session] == kd.NOTEBOOKS  # in order, each once

@@ -23,7 +23,8 @@ def test_the_setup_cell_is_short_and_the_same_in_every_notebook():
     assert len(set(cells.values())) == 1, "the set-up cells differ"
     cell = next(iter(cells.values()))
     assert len(cell.splitlines()) <= 6 and max(map(len, cell.splitlines())) <= 110
-    assert "sys.path" not in cell.split('if "google.colab" in sys.modules')[0]  # locally: the installed package
+    for line in cell.splitlines():  # locally the installed package: the path is touched on Colab only
+        assert "sys.path" not in line or line.startswith('if "google.colab" in sys.modules'), line
 
 
 @pytest.fixture
@@ -66,7 +67,7 @@ def colab(monkeypatch, tmp_path):
 def test_a_clone_that_fails_stops_with_the_url_and_the_fix(colab, monkeypatch, url):
     monkeypatch.setenv("KD_REPO_URL", url)
     colab.clone_rc = 128  # git's exit status for "repository not found" / no credentials
-    with pytest.raises(SystemExit, match=f"Cannot clone {url}: set REPO_URL"):
+    with pytest.raises(SystemExit, match=f"Cannot clone {url}: set REPO_URL to the URL of your public copy"):
         exec(setup_cell(), {})
     assert colab.run == [] and colab.mounted == []  # nothing installed or mounted
 
@@ -78,7 +79,7 @@ def test_setup_installs_colab_requirements_and_restarts_only_for_loaded_upgrades
     import evaluate  # noqa: F401  (loaded, as a runtime that imported it would have it)
 
     exec(setup_cell(), {})
-    assert "git clone" in colab.system[0] and "/content/course" in sys.path[0]
+    assert "git clone" in colab.system[0] and sys.path[0] == "/content/kd/code"
     pip = [c for c in colab.run if "pip" in c]
     assert len(pip) == 1 and pip[0][-1].endswith("requirements-colab.txt")
     assert bool(colab.killed) == restarts
@@ -108,11 +109,32 @@ def test_drive_is_optional(colab, monkeypatch, capsys, how):
     printed = capsys.readouterr().out
     assert "WARNING" in printed and "disconnect" in printed and "loses" in printed
     assert colab.mounted == [] and colab.hub == [None]  # the rest of the set-up ran
-    if how == "KD_DRIVE=0":
-        assert kd.records._colab_drive() is None
 
 
-def test_results_on_drive_show_in_the_clone_and_a_committed_folder_is_kept(monkeypatch, tmp_path):
+def test_drive_off_after_an_earlier_mount_uses_the_local_disk(monkeypatch, tmp_path):
+    """KD_DRIVE=0 (or Drive gone) after a session that linked results/<profile> to Drive: the stale link is removed
+    and the runtime's disk used; a dangling link stops nothing."""
+    mydrive, clone = tmp_path / "MyDrive", tmp_path / "clone"
+    mydrive.mkdir()
+    monkeypatch.setattr(kd.records, "MYDRIVE", mydrive)
+    monkeypatch.setattr(kd.records, "REPO", clone)
+    monkeypatch.delenv("KD_RESULTS_DIR", raising=False)
+    monkeypatch.delenv("KD_DRIVE", raising=False)
+    assert kd.records._colab_drive() == mydrive / "kd-bert"
+    linked = kd.records.results_dir("t4")
+    assert linked.is_symlink() and linked.resolve() == (mydrive / "kd-bert" / "results" / "t4").resolve()
+    monkeypatch.setenv("KD_DRIVE", "0")
+    assert kd.records._colab_drive() is None
+    local = kd.records.results_dir("t4")
+    assert local == clone / "results" / "t4" and local.is_dir() and not local.is_symlink()
+    local.rmdir()
+    local.symlink_to(tmp_path / "gone", target_is_directory=True)  # Drive unmounted: a dangling link
+    monkeypatch.delenv("KD_DRIVE")
+    monkeypatch.setattr(kd.records, "MYDRIVE", tmp_path / "no-drive")
+    assert kd.records.results_dir("t4").is_dir()
+
+
+def test_results_on_drive_show_in_the_clone_and_a_committed_folder_is_kept(monkeypatch, tmp_path, capsys):
     drive, clone = tmp_path / "MyDrive" / "kd-bert", tmp_path / "clone"
     (clone / "results" / "cpu").mkdir(parents=True)
     (clone / "results" / "cpu" / "01_student_init.json").write_text("{}")  # a committed run
@@ -120,12 +142,20 @@ def test_results_on_drive_show_in_the_clone_and_a_committed_folder_is_kept(monke
     monkeypatch.setattr(kd.records, "REPO", clone)
     monkeypatch.delenv("KD_RESULTS_DIR", raising=False)
     t4 = kd.records.results_dir("t4")
-    assert t4 == drive / "results" / "t4" and (clone / "results" / "t4").resolve() == t4.resolve()
+    assert t4 == clone / "results" / "t4" and t4.is_symlink() and t4.resolve() == (drive / "results" / "t4").resolve()
     (t4 / "02_mlm_distillation.json").write_text("{}")
-    assert (clone / "results" / "t4" / "02_mlm_distillation.json").exists()  # written once, seen in the clone
-    kd.records.results_dir("cpu")
+    assert (drive / "results" / "t4" / "02_mlm_distillation.json").exists()  # written once, kept on Drive
     committed = clone / "results" / "cpu"
+    assert kd.records.results_dir("cpu") == committed  # notebook 05 reads the committed run, not an empty folder
     assert not committed.is_symlink() and (committed / "01_student_init.json").exists()
+    assert "holds files of its own" in capsys.readouterr().out
+
+
+def test_the_t4_profile_names_namespaced_hub_ids():
+    t4 = kd.PROFILES["t4"]
+    assert t4.teacher == "google-bert/bert-base-uncased"
+    assert t4.released_student == "distilbert/distilbert-base-uncased"
+    assert set(kd.budget.SHAPES) >= {t4.teacher, t4.released_student}
 
 
 def test_training_data_is_read_from_a_local_copy_of_drive(monkeypatch, tmp_path):
@@ -138,6 +168,11 @@ def test_training_data_is_read_from_a_local_copy_of_drive(monkeypatch, tmp_path)
     copy = kd.records.local_copy(corpus)
     assert copy == tmp_path / "local" / "artifacts" / "t4" / "corpus" / "blocks" and (copy / "data.arrow").exists()
     assert kd.records.local_copy(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # not on Drive: as it is
+    again = tmp_path / "local2"  # a copy cut off earlier in this process leaves a partial folder: copied afresh
+    monkeypatch.setenv("KD_LOCAL_DIR", str(again))
+    half = again / "artifacts" / "t4" / "corpus" / f"blocks.partial-{__import__('os').getpid()}"
+    half.mkdir(parents=True)
+    assert (kd.records.local_copy(corpus) / "data.arrow").exists()
 
 
 # --- versions: the floors are what CI tests, and a version outside gets a warning whose fix installs a tested stack
@@ -193,7 +228,7 @@ def test_summary_profile_is_t4_when_its_records_are_there(monkeypatch, tmp_path)
     monkeypatch.delenv("KD_PROFILE", raising=False)
     monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
     assert kd.summary_profile() == "cpu"
-    (tmp_path / "t4").mkdir()
+    (tmp_path / "t4").mkdir(exist_ok=True)
     for nb in kd.NOTEBOOKS[:3]:
         (tmp_path / "t4" / f"{nb}.json").write_text("{}")
     assert kd.summary_profile() == "cpu"  # 04 missing: not a whole t4 run

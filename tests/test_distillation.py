@@ -218,3 +218,40 @@ def test_distill_gives_the_teacher_back_as_it_came(setup, tmp_path, monkeypatch,
     assert {p.dtype for p in teacher.parameters()} == {torch.float32}
     assert {p.device.type for p in teacher.parameters()} == {"cpu"}
     assert "forward" not in vars(teacher) and "forward" not in vars(student)  # the classes' forward, no autocast
+
+
+def test_every_pair_of_runs_trains_different_weights(setup, tmp_path, monkeypatch):
+    """Notebook 02's arms and ablation rows (kd.ARMS, kd.ABLATION_ROWS) differ only in their weights: from the same
+    copy, seed and blocks, each must train weights of its own (in fp32: bf16 rounding can hide a small term's update,
+    which is why "- L_cos" once scored exactly as the triple loss). Fails if a row's weights are ignored."""
+    monkeypatch.setenv("KD_CPU_BF16", "0")
+    teacher, tokenizer, blocks = setup
+    profile = dataclasses.replace(SMOKE, distill_lr=1e-2, warmup_steps=1)
+    rows = {name: kd.arm_config(kd.DistillConfig(), name) for name in {**kd.ARMS, **kd.ABLATION_ROWS}}
+    rows.pop("random_init")  # the triple loss on other weights: differs by construction
+    assert len(set(rows.values())) == len(rows), "two rows share a config"
+    trained = {}
+    for name, cfg in rows.items():
+        student = kd.build_student(teacher, [0, 3])
+        kd.distill(student, teacher, tokenizer, blocks.select(range(8)), profile, cfg, tmp_path / name, max_steps=2,
+                   minutes=10, final_checkpoint=False, seed=0)
+        trained[name] = torch.cat([p.detach().flatten() for p in student.parameters()])
+    names = sorted(trained)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not torch.equal(trained[a], trained[b]), f"{a} and {b} trained the same weights"
+
+
+def test_a_learning_curve_scores_step_0_every_few_steps_and_the_end_and_survives_a_resume(setup, tmp_path):
+    teacher, tokenizer, blocks = setup
+    batches = kd.fixed_masked_batches(blocks.select(range(4)), tokenizer, 4, seed=0)
+    curve = kd.HeldOutCurve(batches, every=2, path=tmp_path / "curve.json")
+    student = kd.build_student(teacher, [0, 3])
+    kd.distill(student, teacher, tokenizer, blocks.select(range(8)), SMOKE, kd.DistillConfig(), tmp_path, max_steps=5,
+               minutes=10, callbacks=(curve,))
+    assert [p["step"] for p in curve.points] == [0, 2, 4, 5]
+    assert curve.points[-1]["masked_acc"] == pytest.approx(kd.masked_lm_eval(student, batches)["masked_acc"])
+    again = kd.HeldOutCurve(batches, every=2, path=tmp_path / "curve.json")  # a rerun: restored, not rescored
+    kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks.select(range(8)), SMOKE,
+               kd.DistillConfig(), tmp_path, max_steps=5, minutes=10, callbacks=(again,))
+    assert again.points == curve.points

@@ -310,7 +310,9 @@ def test_the_classic_table_judges_each_gain_by_the_one_rule_and_pools_them():
     rows = kd.tables.classic_table(nb04, 6, 1000)["rows"]
     assert rows[0][3] == "78.0 ± 1.0" and rows[0][5] == "+1.0 ± 5.0 (tie)"
     assert rows[1][5].endswith("(gain)")  # +3.0, +3.0, +2.5: steady differences, outside their interval
-    assert rows[2][0] == "all students pooled (6 pairs)" and rows[2][5] == str(kd.tables.classic_pooled(nb04))
+    pooled = kd.tables.classic_pooled(nb04)  # the students are the units: one pair each, their means over seeds
+    assert rows[2][0] == "all 2 students pooled" and rows[2][5] == str(pooled) and pooled.pairs == 2
+    assert pooled.diff == pytest.approx(100 * ((0.79 - 0.78) + (0.8083 - 0.78)) / 2)
     one_seed = {**row, "single_runs": [0.78], "distilled_runs": [0.79]}  # one run each: the test set's noise
     v1 = kd.tables.classic_gain(one_seed, 1000)
     assert v1.rule == "single" and v1.verdict == "tie" and v1.margin == pytest.approx(2 * 100 * (
@@ -331,7 +333,8 @@ def test_the_t4_budget_counts_every_seed_and_the_rewrites_of_notebook_04():
     t4 = kd.PROFILES["t4"]
     one = kd.budget.estimate(replace(t4, classic_seeds=1))["04_classic_kd_imdb"]["hours"]
     three = kd.budget.estimate(replace(t4, classic_seeds=3))["04_classic_kd_imdb"]["hours"]
-    runs = 16 * (t4.classic_steps * kd.budget.SMALL_STEP_S + kd.budget.RUN_OVERHEAD_S) / 3600
+    students = len(kd.labels.CLASSIC_KINDS) * 2 * 2 + len(t4.classic_control)  # kinds x depths x modes + controls
+    runs = students * (t4.classic_steps * kd.budget.SMALL_STEP_S + kd.budget.RUN_OVERHEAD_S) / 3600
     assert three - one == pytest.approx(2 * runs)
     plain = kd.budget.estimate(replace(t4, classic_transfer="unlabelled"))["04_classic_kd_imdb"]["hours"]
     assert kd.budget.estimate(t4)["04_classic_kd_imdb"]["hours"] > plain  # labelling the rewrites costs time

@@ -27,8 +27,8 @@
 """
 import importlib
 
-from .config import (MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT, DistillConfig, Profile,
-                     Task, TaskKDConfig, get_profile)
+from .config import (ABLATION_ROWS, ARMS, MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT,
+                     DistillConfig, Profile, Task, TaskKDConfig, arm_config, get_profile)
 from .machine import cpu_bf16, precision, versions
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
                       load_record, logits_cache, load_saved, portable, results_dir, save_artifact, saved_path,
@@ -58,11 +58,12 @@ _LAZY = {
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
-__all__ = ["MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS", "TINY_BERT", "DistillConfig", "Profile",
-           "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16", "precision", "versions", "ARTIFACTS",
-           "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir", "finetune_dir", "fingerprint", "load_record",
-           "logits_cache", "load_saved", "portable", "results_dir", "save_artifact", "saved_path", "summary_profile",
-           "budget", "noise", "figures", "labels", "lesson", "tables", *_WHERE]
+__all__ = ["ABLATION_ROWS", "ARMS", "arm_config", "MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS",
+           "TINY_BERT", "DistillConfig", "Profile", "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16",
+           "precision", "versions", "ARTIFACTS", "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir",
+           "finetune_dir", "fingerprint", "load_record", "logits_cache", "load_saved", "portable", "results_dir",
+           "save_artifact", "saved_path", "summary_profile", "budget", "noise", "figures", "labels", "lesson",
+           "tables", *_WHERE]
 # submodules with no names of their own here: import kd.<module>
 _OWN = {"distill_mlm", "gpu_check", "hub_check", "runtime"}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import MINILM, TASKS, Profile
+from .config import ABLATION_ROWS, ARMS, FINETUNED, MINILM, TASKS, Profile
 
 T4_FP16_FLOPS = 65e12      # the T4's fp16 tensor-core peak
 # Shares of that peak the course reaches, (low, high), separately for training steps and forward-only passes. No fp16
@@ -36,14 +36,14 @@ TOKENISE_TOKENS_PER_S = 2.7e5  # kd.mlm_blocks (tokenise, concatenate, cut), mea
 DOWNLOAD_BYTES_PER_S = 50e6  # the hub to a Colab runtime (estimate)
 
 # WikiText-103's training split: 103,227,021 words (Merity et al. 2016) x 1.216 WordPiece tokens per word,
-# measured on WikiText-2 validation with bert-base-uncased's vocabulary.
+# measured on WikiText-2 validation with google-bert/bert-base-uncased's vocabulary.
 CORPUS_TOKENS = {("wikitext103", "train"): 125.6e6, ("wikitext103", "validation"): 0.26e6,
                  ("wikitext2", "validation"): 0.26e6, ("wikitext2", "test"): 0.30e6}
 ROWS = {("cola", "train"): 8551, ("cola", "validation"): 1043, ("mrpc", "train"): 3668,
         ("mrpc", "validation"): 408, ("imdb", "train"): 25000, ("imdb", "test"): 25000,
         ("imdb", "unsupervised"): 50000}
-# Tokens per example with bert-base-uncased's vocabulary, truncated at the length given, measured on the offline
-# mirror: "mean" = what length-grouped training batches pay (kd.finetune groups by length), "padded" = the mean
+# Tokens per example with google-bert/bert-base-uncased's vocabulary, truncated at the length given, measured on the
+# offline mirror: "mean" = what length-grouped training batches pay (kd.finetune groups by length), "padded" = the mean
 # longest example of shuffled batches of 64 (evaluation, and anything not grouped).
 LENGTHS = {("cola", 128): (11.3, 27.8), ("mrpc", 128): (53.2, 83.6), ("imdb", 128): (123.7, 128.0),
            ("imdb", 256): (207.8, 256.0), ("imdb", 512): (275.3, 512.0)}
@@ -182,11 +182,14 @@ def notebook_02(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
     _corpus(profile, cost, first=False)
     s, t, L = m["student"], m["teacher"], profile.block_size
     step_s = distill_step_seconds(profile, m, end)
+    runs = len(ARMS) * profile.distill_seeds          # the triple loss and its control, every seed
     main = min(profile.distill_steps * step_s, 60 * profile.distill_minutes)  # the time budget stops it cleanly
-    cost.seconds += main
-    cost.checkpoints(main, profile, s.params(True), final=True)
-    cost.save(4 * s.params(True))                     # student-distilled
-    rows = 5                                          # the ablation: triple loss, three terms removed, random init
+    for _ in range(runs):                             # each keeps its last checkpoint, to resume or continue
+        cost.seconds += main
+        cost.checkpoints(main, profile, s.params(True), final=True)
+    cost.save(2 * 4 * s.params(True))                 # student-distilled, student-mlm
+    cost.forward(runs * (profile.curve_points + 1) * profile.eval_blocks * L * s.forward_flops(L, True))  # curves
+    rows = len(ABLATION_ROWS)                         # the ablation: triple loss, terms removed, random init
     row_step_s = step_s * profile.ablation_accumulation() / profile.distill_accum
     cost.seconds += rows * profile.ablation_seeds * profile.ablation_steps * row_step_s
     for _ in range(rows):  # a row longer than checkpoint_minutes writes checkpoints, removed when it is done
@@ -213,7 +216,7 @@ def _finetune(profile: Profile, cost: Cost, model: Encoder, task: str, epochs: f
 
 def notebook_03(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
     cost = Cost(end, seconds=SETUP_S)
-    models = {"teacher": m["teacher"], "student_distilled": m["student"], "student_init": m["student"],
+    models = {**{name: m["teacher" if name == "teacher" else "student"] for name in FINETUNED},
               "student_task_kd": m["student"], **({"released": m["released"]} if "released" in m else {})}
     for task in TASKS:
         epochs = profile.task_size(task).epochs
@@ -237,7 +240,8 @@ def notebook_04(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
         rewrites = _at_most(profile.classic_train_rows, "imdb", "train") * profile.classic_rewrites
         cost.forward(rewrites * L * m["teacher"].forward_flops(L))
     cost.forward((reviews + rewrites) * L * m["teacher"].forward_flops(L))  # the teacher's soft targets, once
-    runs = 16 * profile.classic_seeds                      # 8 students, each alone and distilled, every seed
+    runs = (16 + len(profile.classic_control)) * profile.classic_seeds  # 8 students alone and distilled, the control
+    # students on the labelled reviews' soft targets too, every seed
     cost.seconds += runs * (profile.classic_steps * SMALL_STEP_S + RUN_OVERHEAD_S)
     timed = [m["teacher"], m["student"], m["student"]]     # teacher, student fp32 and int8 (small students: ~free)
     cost.seconds += (profile.latency_runs + 3) * sum(e.forward_flops(profile.latency_seq_len)

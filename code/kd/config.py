@@ -6,7 +6,7 @@ Nothing here imports torch, so the report builder can read profiles without it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +23,21 @@ class DistillConfig:
     alpha_mlm: float = 2.0      # the student's own masked-LM loss on the true tokens
     alpha_cos: float = 1.0      # cosine between last hidden states: aligns the student's directions with the teacher's
     masked_only: bool = False   # KL and cosine on masked positions only, instead of every non-padding token
+
+
+# Notebook 02's runs, each a DistillConfig with some weights set to 0 (one place: the notebook, kd.budget, the labels
+# and the record checks read these). ARMS: the triple loss and its control, the same run without the teacher's terms.
+ARMS = {"triple": {}, "mlm_only": {"alpha_ce": 0.0, "alpha_cos": 0.0}}
+ABLATION_ROWS = {"triple": {}, "no_ce": {"alpha_ce": 0.0}, "no_mlm": {"alpha_mlm": 0.0}, "no_cos": {"alpha_cos": 0.0},
+                 "random_init": {}}  # random_init: the triple loss on a randomly initialised student
+
+
+def arm_config(cfg: DistillConfig, name: str) -> DistillConfig:
+    """The DistillConfig of an arm (ARMS) or ablation row (ABLATION_ROWS): cfg with that row's weights set to 0."""
+    rows = {**ARMS, **ABLATION_ROWS}
+    if name not in rows:
+        raise KeyError(f"Unknown run {name!r}; known: {', '.join(rows)}")
+    return replace(cfg, **rows[name])
 
 
 @dataclass(frozen=True)
@@ -51,17 +66,18 @@ class Profile:
     head_fit_steps: int = 60             # the encoder is frozen, so a missing head converges in few steps
     head_fit_batch: int = 16             # blocks per step while fitting the head
     head_fit_lr: float = 1e-3            # only ~0.2M new weights: a large rate is safe
-    teacher_adapt_steps: int = 300       # then every weight: a head on a frozen sentence encoder is a poor masked LM.
-    # Held-out masked-token accuracy: 31.5% after 150 steps, 36.7% after a second run of 150 (390 s); 37.0% in one
-    # schedule of 300 (results/cpu/01)
-    teacher_adapt_lr: float = 1e-4       # a fine-tuning rate: the encoder keeps what it knows (t4: no steps)
+    teacher_adapt_steps: int = 600       # then every weight, until the teacher is a clearly better masked LM than its
+    # student becomes alone in notebook 02 (a teacher worth learning from; code/studies/MEASUREMENTS.md)
+    teacher_adapt_lr: float = 2e-4       # a fine-tuning rate; t4 adapts nothing (BERT has its head)
     latency_runs: int = 30               # timed repeats; the median ignores the odd slow one
     latency_seq_len: int = 128           # the one sequence length every CPU latency of the course is measured at
     fp16: bool = False                   # mixed precision: halves memory, doubles speed on a T4
     cpu_bf16: bool = True                # KD_CPU_BF16=auto: bf16 autocast where the CPU has it natively (kd.precision)
     # notebook 02: distillation
     distill: DistillConfig = DistillConfig()  # the triple loss: its temperature and weights (task_kd: notebooks 03-04)
-    distill_steps: int = 100             # optimiser steps of the main run: ~6 s each on 2 cores, ~10 min
+    distill_steps: int = 100             # optimiser steps of each run of the triple loss and of its control
+    distill_seeds: int = 2               # seeds of the triple loss and of its control, paired by seed (kd.noise)
+    curve_points: int = 5                # held-out scores along each run, besides step 0: the learning curve
     distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
     distill_batch: int = 16              # blocks per forward pass; bounded by memory
     distill_accum: int = 1               # gradient accumulation: effective batch = batch x accum blocks
@@ -79,9 +95,9 @@ class Profile:
         "cola": (None, None, 3), "mrpc": (None, None, 1), "imdb": (2000, 1000, 1)})  # CoLA: BERT's 3 epochs (at 2
     # the students stayed near the majority class); MRPC and IMDb cut to the 2-core budget
     max_len_cap: int = 128               # truncate long texts (IMDb) here; a T4 affords BERT's full 512
-    finetune_seeds: int = 3              # seeds of teacher and distilled student on CoLA, MRPC (the paper: median of 5)
-    baseline_seeds: int = 1              # seeds of the other rows (no distillation, task KD): the budget to retention
-    imdb_seeds: int = 1                  # IMDb runs are the longest: fewer seeds
+    finetune_seeds: int = 3              # seeds of the teacher and the three students on CoLA, MRPC: paired by seed
+    baseline_seeds: int = 1              # seeds of the reference rows (the released DistilBERT in t4)
+    imdb_seeds: int = 2                  # IMDb runs are the longest: fewer seeds, two to pair
     finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on
     # CoLA's majority class
     task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation, notebooks 03 (DistilBERT (D)), 04 (Tang et al.)
@@ -100,7 +116,9 @@ class Profile:
     # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
     # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
-    classic_seeds: int = 3               # runs of each student, alone and distilled: gains read against their spread
+    classic_seeds: int = 3               # runs of each student, alone and distilled: gains paired over seeds
+    classic_control: tuple = ("bilstm-1", "transformer-1")  # also trained on the soft targets of the labelled reviews
+    # alone: what the teacher gives apart from the transfer set's extra text
     classic_transfer: str = "both"       # the transfer set: "unlabelled" reviews, "augmented" labelled ones (Tang et
     # al.'s rewrites, kd.augment), or "both" (cpu: unlabelled only, see PROFILES)
     classic_rewrites: int = 2            # rewrites per labelled review (Tang et al.: 10-20 of shorter sentences)
@@ -125,7 +143,14 @@ class Profile:
             return []
         if task == "imdb":
             return list(range(self.imdb_seeds))
-        return list(range(self.finetune_seeds if model in ("teacher", "student_distilled") else self.baseline_seeds))
+        return list(range(self.finetune_seeds if model in FINETUNED else self.baseline_seeds))
+
+    def task_settings(self, task: str) -> dict:
+        """What notebook 03 runs for a task, as kd.finetune and kd.task_split apply it: the task's spec with the
+        profile's learning rate, epochs, length cap and rows."""
+        t, size = TASKS[task], self.task_size(task)
+        return {**asdict(t), "lr": self.finetune_lr or t.lr, "epochs": size.epochs,
+                "max_len": min(t.max_len, self.max_len_cap), "train_rows": size.train_rows, "eval_rows": size.eval_rows}
 
 
 class TaskSize(NamedTuple):
@@ -148,6 +173,7 @@ class Task:
     max_len: int                 # t4 length; a profile may cap it (profile.max_len_cap)
 
 
+FINETUNED = ("teacher", "student_distilled", "student_mlm", "student_init")  # notebook 03's models, paired by seed
 TASK_KD_TASKS = ("imdb",)  # task distillation at fine-tuning: the paper's DistilBERT (D) ran it on SQuAD (Table 2);
 # on IMDb it is this course's extension
 TASKS = {
@@ -162,10 +188,10 @@ PROFILES = {
         name="t4", teacher="google-bert/bert-base-uncased", data_root=None, fp16=True, student_layers=6,
         mlm_corpus="wikitext103", mlm_train_split="train", mlm_eval_split="validation",
         block_size=256, eval_blocks=500, head_fit_steps=0, teacher_adapt_steps=0, latency_runs=30,
-        # 1,800 steps x 128 blocks and an ablation at half that batch: notebook 02 fits one 2.5 h session at the
-        # budget's pessimistic end (kd.budget.T4_SHARE; 2,400 steps at full batch took 3.0 h there)
-        distill_steps=1800, distill_minutes=100.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
-        warmup_steps=120, checkpoint_minutes=20.0, ablation_steps=100, ablation_seeds=2, ablation_accum=4,
+        # two arms (the triple loss and its control) of 900 steps x 128 blocks, one seed, and an ablation at half
+        # that batch: notebook 02 fits one 2.5 h session at the budget's pessimistic end (kd.budget.T4_SHARE)
+        distill_steps=900, distill_seeds=1, distill_minutes=50.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
+        warmup_steps=60, checkpoint_minutes=20.0, ablation_steps=100, ablation_seeds=2, ablation_accum=4,
         logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,

@@ -128,6 +128,31 @@ def loss_curves(m02: dict):
 
 
 @_styled
+def learning_curve(m02: dict):
+    """Held-out masked-token accuracy and perplexity against tokens seen, for the triple loss and its control (the
+    same run on the masked-LM loss alone): each seed a thin line, their mean a thick one; the teacher's level dashed."""
+    arms, per_step = m02["arms"], m02["tokens_seen"] / m02["steps"]  # tokens per optimiser step
+    fig, (acc, ppl) = _subplots(1, 2, figsize=(7.2, 3.8), sharex=True)
+    for arm, model in (("triple", "student_distilled"), ("mlm_only", "student_mlm")):
+        curves = arms[arm]["curves"]
+        steps = [p["step"] for p in curves[0]]
+        for key, ax, scale in (("masked_acc", acc, 100), ("perplexity", ppl, 1)):
+            for c in curves:
+                ax.plot([p["step"] * per_step / 1e6 for p in c], [scale * p[key] for p in c],
+                        color=COLORS[model], lw=0.8, alpha=0.5)
+            mean = [scale * sum(c[i][key] for c in curves) / len(curves) for i in range(len(steps))]
+            ax.plot([s * per_step / 1e6 for s in steps], mean, color=COLORS[model], lw=2.2, label=MODELS[model])
+    for key, ax, scale in (("masked_acc", acc, 100), ("perplexity", ppl, 1)):
+        ax.axhline(scale * m02[key]["teacher"], color=COLORS["teacher"], ls="--", lw=1.2, label=MODELS["teacher"])
+        ax.set(xlabel="tokens seen (millions)")
+    acc.set(ylabel="held-out masked-token acc. (%)")
+    ppl.set(ylabel="held-out perplexity (log)")
+    ppl.set_yscale("log")
+    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    return fig
+
+
+@_styled
 def temperature(m02: dict):
     """The teacher's probabilities for its ten likeliest words at one masked token, at each temperature."""
     st = m02["soft_targets"]
@@ -302,6 +327,7 @@ FIGURES = {  # notebook -> figure name -> (function, the notebooks whose metrics
                         "size": (size, ["01_student_init"])},
     "02_mlm_distillation": {"temperature": (temperature, ["02_mlm_distillation"]),
                             "loss_curves": (loss_curves, ["02_mlm_distillation"]),
+                            "learning_curve": (learning_curve, ["02_mlm_distillation"]),
                             "ablation": (ablation, ["02_mlm_distillation"])},
     "03_finetune_glue_imdb": {"comparison": (comparison, ["03_finetune_glue_imdb"])},
     "04_classic_kd_imdb": {"accuracy_vs_latency": (accuracy_vs_latency, ["04_classic_kd_imdb",

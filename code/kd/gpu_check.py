@@ -1,7 +1,7 @@
 """The t4 settings on whatever GPU is at hand, in one command (at most --minutes, default 8): peak memory against a
 T4's, throughput, and the share of the GPU's fp16 peak reached, next to the share kd.budget assumes on a T4.
 
-    python -m kd.gpu_check                           # on a GPU runtime; the record: results/t4/gpu_check.json
+    python -m kd.gpu_check                           # on a GPU runtime; the record: results/t4/checks/gpu_check.json
     python -m kd.gpu_check --out runs/gpu --minutes 5
     python -m kd.gpu_check --tiny --out /tmp/check   # CPU, tiny shapes, seconds: the code path (the tests run it)
 
@@ -69,7 +69,7 @@ def fp16_peak(device: str) -> float | None:
 def out_folder(args) -> Path:
     """Where the record goes; --tiny refuses results/ (its numbers are no measurement of anything)."""
     if not args.tiny:
-        return Path(args.out) if args.out else results_dir(args.profile)
+        return Path(args.out) if args.out else results_dir(args.profile) / "checks"  # apart from the notebooks' records
     if args.out is None:
         return Path(tempfile.mkdtemp(prefix="kd-gpu-check-"))
     roots = [REPO / "results", *([Path(os.environ["KD_RESULTS_DIR"])] if os.environ.get("KD_RESULTS_DIR") else [])]

@@ -10,6 +10,7 @@ MODELS = {
     "teacher": "teacher",
     "student_init": "student (no distillation)",      # notebook 01's copy of every other layer
     "student_distilled": "student (distilled)",       # notebook 02's student
+    "student_mlm": "student (masked LM only)",        # notebook 02's control: the same run without the teacher
     "student_task_kd": "student (distilled) + task KD",  # the paper's DistilBERT (D)
     "distilbert_released": "DistilBERT (released)",   # distilbert/distilbert-base-uncased, a reference row in t4
     "student_int8": "student (distilled), int8",      # notebook 05: dynamic int8 quantization
@@ -20,6 +21,7 @@ MODELS = {
 }
 COLORS = {  # one colour per model id in every figure of the course (kd.figures); matplotlib's tab10 where it can
     "teacher": "#222222", "student_distilled": "#1f77b4", "student_init": "#ff7f0e", "student_task_kd": "#2ca02c",
+    "student_mlm": "#8c8c8c",
     "distilbert_released": "#9467bd", "student_int8": "#17becf", "student_full_copy": "#7f7f7f",
     "bilstm-1": "#d62728", "bilstm-2": "#d62728", "bigru-1": "#8c564b", "bigru-2": "#8c564b",
     "attention-1": "#e377c2", "attention-2": "#e377c2", "transformer-1": "#bcbd22", "transformer-2": "#bcbd22",

@@ -13,7 +13,7 @@ import subprocess
 
 from .config import REPO
 from .labels import METRICS, MODELS, REFERENCES, TASKS
-from .noise import correlation_se, mean_noise, share_se, single
+from .noise import compare as judge, correlation_se, mean_noise, paired, share_se, single
 
 COMMITTED = "results/cpu"  # the course's own run, in the repository
 
@@ -139,3 +139,49 @@ def retrain_time(notebook: str) -> str:
     return (f"Rerunning {notebook} takes about {cpu}, and {low if low == high else f'{low}-{high}'} h in the t4 "
             "profile on a Colab T4 "
             "(kd.budget's estimate); an exercise that retrains costs about that.")
+
+
+def teacher_added(arms: dict, n: int) -> dict:
+    """What the teacher added in notebook 02: the triple loss against its control (kd.ARMS: the same runs on the
+    masked-LM loss alone), by the one rule (kd.noise). Masked-token accuracy in points, paired by seed (one seed:
+    against the standard error of n held-out masked tokens); perplexity paired by seed as control - triple (a gain is a
+    lower perplexity with the teacher), None with one seed (a single
+    run's perplexity has no standard error here). arms: arm -> {"seeds", "masked_acc", "perplexity"}."""
+    t, c = arms["triple"], arms["mlm_only"]
+    if t["seeds"] != c["seeds"]:
+        raise ValueError(f"the two arms ran different seeds ({t['seeds']} and {c['seeds']}): run both with the same")
+    acc = judge([100 * a for a in t["masked_acc"]], [100 * a for a in c["masked_acc"]],
+                *(100 * share_se(sum(x["masked_acc"]) / len(x["masked_acc"]), n) for x in (t, c)), floor=100 / n)
+    ppl = paired(c["perplexity"], t["perplexity"]) if len(t["seeds"]) >= 2 else None  # control - triple
+    return {"masked_acc": acc.as_dict(), "perplexity": ppl.as_dict() if ppl else None}
+
+
+# Notebook 03's comparisons, each (a, b): a - b paired by seed. What the teacher's signal added (the distilled student
+# against the same training without the teacher), what distillation added in all (against the untrained copy), and
+# what training on the text alone added.
+PAIRS_03 = {"teacher_signal": ("student_distilled", "student_mlm"),
+            "distillation": ("student_distilled", "student_init"), "text_alone": ("student_mlm", "student_init")}
+
+
+def _task_se(value: float, metric: str, n: int) -> float:
+    """The test set's standard error of a score x100 (MCC: a correlation's; else a share's)."""
+    p = value / 100
+    return 100 * (correlation_se(p, n) if metric == "matthews_correlation" else share_se(p, n))
+
+
+def finetune_comparisons(scores: dict, headline: dict, rows: dict, majority: dict) -> dict:
+    """Per task: each pair of PAIRS_03 by the one rule (kd.noise, points of the headline metric, paired by seed), and
+    whether the task can tell models apart at all: the teacher against the majority class (a tie: it cannot).
+    scores: task -> model -> kd.seed_summary; rows: evaluation rows by task; majority: the majority class x100."""
+    out = {}
+    for task, by_model in scores.items():
+        metric, n = headline[task], rows[task]
+        runs = {m: [100 * r[metric] for r in s["runs"]] for m, s in by_model.items()}
+        teacher = runs["teacher"]
+        out[task] = {"teacher_vs_majority": single(sum(teacher) / len(teacher), majority[task],
+                                                   _task_se(sum(teacher) / len(teacher), metric, n), 0.0).as_dict()}
+        for name, (a, b) in PAIRS_03.items():
+            if a in runs and b in runs:
+                out[task][name] = judge(runs[a], runs[b], *(_task_se(sum(runs[m]) / len(runs[m]), metric, n)
+                                                              for m in (a, b)), floor=100 / n).as_dict()
+    return out

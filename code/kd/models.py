@@ -39,8 +39,8 @@ def model_source(model_id: str, profile: Profile | None = None) -> str:
 BERT_VOCAB = SMOKE_DATA / "bert_base_uncased_tokenizer"  # bert-base-uncased's WordPiece vocabulary (30,522 entries)
 RANDOM_MODELS = {  # id -> (model class, config, tokenizer folder): random weights in real shapes, for the tests
     "tiny": (BertModel, BertConfig(**TINY_BERT), SMOKE_DATA / "tiny_tokenizer"),  # no masked-LM head, like MiniLM
-    "random-bert-base": (BertForMaskedLM, BertConfig(), BERT_VOCAB),  # bert-base-uncased's shapes and head (t4)
-    "random-distilbert-base": (DistilBertForMaskedLM, DistilBertConfig(), BERT_VOCAB),  # distilbert-base-uncased's
+    "random-bert-base": (BertForMaskedLM, BertConfig(), BERT_VOCAB),  # the t4 teacher's shapes and head
+    "random-distilbert-base": (DistilBertForMaskedLM, DistilBertConfig(), BERT_VOCAB),  # the released DistilBERT's
 }
 
 

@@ -6,8 +6,9 @@ leaves zero out, **tie** when it holds zero. Which interval depends on what was 
 
 - **paired** (the same seeds in both arms, at least two): the differences seed by seed, d_1..d_k; their mean ± t·s/√k,
   s their standard deviation and t Student's 97.5% point with k - 1 degrees of freedom (a paired t-test at 5%).
-  Pairing takes out what both arms share (the initial copy, the data order); t pays for knowing s from few seeds:
-  12.7 for two, 4.3 for three, 2.1 for 24;
+  Pairing takes out what both arms share (the initial copy, the data order, the test set: both arms are scored on
+  the same items); t pays for knowing s from few seeds: 12.7 for two, 4.3 for three, 2.4 for eight. s is at least
+  the score's resolution (one test item), so that differences equal by rounding do not make a zero-width interval;
 - **one run each** (or seeds not shared): the difference ± 2·sqrt(se_a² + se_b²), se the noise of each number: the
   standard error of its test set (sqrt(p(1 - p) / n) for a share, (1 - r²)/sqrt(n - 1) for a correlation), or, for a
   mean over seeds, the larger of that and the seeds' standard error.
@@ -50,13 +51,14 @@ class Verdict:
         return {**asdict(self), "verdict": self.verdict}
 
 
-def paired(a: list[float], b: list[float]) -> Verdict:
-    """a[i] and b[i] ran with the same seed. At least two pairs."""
+def paired(a: list[float], b: list[float], floor: float = 0.0) -> Verdict:
+    """a[i] and b[i] ran with the same seed (the caller keeps both in seed order). At least two pairs. floor: the
+    smallest standard deviation of the differences believed (the score's resolution, e.g. 100 / n points)."""
     if len(a) != len(b) or len(a) < 2:
         raise ValueError(f"paired needs the same seeds in both arms, at least two (got {len(a)} and {len(b)} runs)")
     d = [x - y for x, y in zip(a, b)]
     k = len(d)
-    return Verdict(statistics.mean(d), t975(k - 1) * statistics.stdev(d) / math.sqrt(k), k, "paired")
+    return Verdict(statistics.mean(d), t975(k - 1) * max(statistics.stdev(d), floor) / math.sqrt(k), k, "paired")
 
 
 def single(a: float, b: float, noise_a: float, noise_b: float) -> Verdict:
@@ -64,19 +66,22 @@ def single(a: float, b: float, noise_a: float, noise_b: float) -> Verdict:
     return Verdict(a - b, Z * math.hypot(noise_a, noise_b), 1, "single")
 
 
-def compare(a: list[float], b: list[float], noise_a: float = 0.0, noise_b: float = 0.0) -> Verdict:
-    """The rule: paired where both arms ran the same two or more seeds (a[i], b[i] the same seed), else one number
-    each (a mean where there are several) with its noise. A verdict from no runs is an error, never a tie."""
+def compare(a: list[float], b: list[float], noise_a: float = 0.0, noise_b: float = 0.0, floor: float = 0.0) -> Verdict:
+    """The rule: paired where both arms ran the same two or more seeds (a[i], b[i] the same seed, in the same order:
+    the caller's to keep), else one number each (a mean where there are several) with its noise. A verdict from no
+    runs is an error, never a tie. floor: see paired."""
     if not a or not b:
         raise ValueError("a comparison needs runs in both arms: run the control too")
     if len(a) == len(b) >= 2:
-        return paired(a, b)
+        return paired(a, b, floor)
     return single(statistics.mean(a), statistics.mean(b), noise_a, noise_b)
 
 
 def share_se(p: float, n: int) -> float:
-    """Standard error of a share p measured on n items (a binomial proportion)."""
-    return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
+    """Standard error of a share p (between 0 and 1, not a percentage) measured on n items (a binomial proportion)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"share_se takes a share between 0 and 1, got {p}: divide a percentage by 100")
+    return math.sqrt(p * (1 - p) / max(n, 1))
 
 
 def correlation_se(r: float, n: int) -> float:

@@ -26,17 +26,20 @@ ARTIFACTS = {
     "teacher-mlm": ("01_student_init", "teacher-mlm"),  # the teacher with the masked-LM head notebook 01 fitted
     "student-init": ("01_student_init", "student-init"),  # every other teacher layer, before distillation
     "student-distilled": ("02_mlm_distillation", "student-distilled"),
+    "student-mlm": ("02_mlm_distillation", "student-mlm"),  # the control: the same run on the masked-LM loss alone
     "teacher-imdb": ("03_finetune_glue_imdb", "finetune/imdb/teacher/seed0/model"),  # notebook 04 distils it
     "student-imdb": ("03_finetune_glue_imdb", "finetune/imdb/student_distilled/seed0/model"),  # 05 quantizes it
 }
 
 
+MYDRIVE = Path("/content/drive/MyDrive")  # where Colab mounts Google Drive
+
+
 def _colab_drive() -> Path | None:
     """MyDrive/kd-bert when Drive is mounted (on Colab it outlives a runtime reset) and KD_DRIVE is not 0, else None:
     the runtime's local disk (kd.runtime.mount_drive says what that loses)."""
-    drive = Path("/content/drive/MyDrive")
     use = os.environ.get("KD_DRIVE", "1").strip() != "0"
-    return drive / "kd-bert" if use and drive.is_dir() else None
+    return MYDRIVE / "kd-bert" if use and MYDRIVE.is_dir() else None
 
 
 def artifacts_dir(profile: Profile) -> Path:
@@ -48,27 +51,46 @@ def artifacts_dir(profile: Profile) -> Path:
 
 
 def results_dir(profile: Profile | str) -> Path:
-    """Run records and figures: $KD_RESULTS_DIR, Google Drive on Colab, else results/. One folder per profile.
-    On Drive, the clone's results/<profile> is made a link to it, so that the learner reads a run's records and
-    figures where the course says they are, as they are written (a committed folder is left as it is)."""
+    """Run records and figures, one folder per profile: $KD_RESULTS_DIR/<profile>, else results/<profile>. On Colab
+    with Drive, results/<profile> in the clone is a link to MyDrive/kd-bert/results/<profile>, so that records and
+    figures outlive the runtime and the learner reads them where the course says they are, as they are written."""
     name = profile if isinstance(profile, str) else profile.name
-    drive = _colab_drive()
-    root = os.environ.get("KD_RESULTS_DIR") or (drive or REPO) / "results"
-    path = Path(root) / name
+    if os.environ.get("KD_RESULTS_DIR"):
+        path = Path(os.environ["KD_RESULTS_DIR"]) / name
+    else:
+        path = REPO / "results" / name
+        drive = _colab_drive()
+        if drive:
+            link_into_clone(drive / "results" / name, path)
+        elif path.is_symlink():  # Drive was used earlier in this runtime and is not now: the runtime's own disk
+            path.unlink()
     path.mkdir(parents=True, exist_ok=True)
-    if drive and not os.environ.get("KD_RESULTS_DIR"):
-        link_into_clone(path, REPO / "results" / name)
     return path
 
 
+_WARNED: set = set()  # clone folders already said to be kept
+
+
 def link_into_clone(target: Path, link: Path) -> None:
-    """Make `link` (in the clone) point at `target` (on Drive), unless a real folder with files is there already:
-    that is a committed run (results/cpu), never replaced."""
-    if link.is_symlink() or not link.exists() or not any(link.iterdir()):
-        if link.is_symlink() or link.exists():
-            link.unlink() if link.is_symlink() else link.rmdir()
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(target, target_is_directory=True)
+    """Make `link` (in the clone) point at `target` (on Drive). A real folder with files is never replaced (a
+    committed run, such as results/cpu, or one written while Drive was off): it stays in use, and a warning names
+    both folders."""
+    target.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        if link.resolve() == target.resolve():
+            return
+        link.unlink()  # a stale or dangling link
+    elif link.is_dir():
+        if any(link.iterdir()):
+            if link not in _WARNED:
+                _WARNED.add(link)
+                print(f"Note: {link} holds files of its own (a committed run, or one written while Drive was off): "
+                      f"records are read from and written there, not to Drive ({target}). To keep new records on "
+                      "Drive, move these there and delete the folder.")
+            return
+        link.rmdir()
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)
 
 
 def local_copy(folder: Path) -> Path:
@@ -82,6 +104,7 @@ def local_copy(folder: Path) -> Path:
     copy = Path(os.environ.get("KD_LOCAL_DIR", "/content/kd-local")) / Path(folder).relative_to(drive)
     if not copy.exists():
         partial = copy.with_name(f"{copy.name}.partial-{os.getpid()}")  # one per process (torchrun): no half copies
+        shutil.rmtree(partial, ignore_errors=True)  # left by a copy cut off in this process
         shutil.copytree(folder, partial)
         try:
             partial.rename(copy)
@@ -209,8 +232,7 @@ def summary_profile() -> str:
     folder holds the records of notebooks 01-04, else `cpu` (the course's committed run)."""
     if os.environ.get("KD_PROFILE"):
         return os.environ["KD_PROFILE"]
-    root = Path(os.environ.get("KD_RESULTS_DIR") or (_colab_drive() or REPO) / "results")
-    return "t4" if all((root / "t4" / f"{nb}.json").exists() for nb in NOTEBOOKS[:4]) else "cpu"
+    return "t4" if all((results_dir("t4") / f"{nb}.json").exists() for nb in NOTEBOOKS[:4]) else "cpu"
 
 
 def load_record(profile: Profile | str, notebook: str, folder: Path | None = None) -> dict:

@@ -134,14 +134,16 @@ def _train_one(job: tuple) -> dict:
 
 
 def train_students(students: dict, modes: dict, seeds: list[int], test, tokenizer, profile, embeddings, out_dir,
-                   **overrides) -> dict:
+                   only: dict | None = None, **overrides) -> dict:
     """Train every student (id -> (kind, layers)) in every mode (name -> (training set, TaskKDConfig or None)) with
     every seed; each run is kd.finetune(make_student(...), ...) into out_dir/<id>/<mode>/seed<seed>, read back when
     finished. profile.classic_workers runs at once, one thread each (on 2 cores, two students at a time train
     1.3-2.2x faster than one on 2 threads: tests/bench_classic_step.py --workers); 1: one after the other, here.
-    Returns (id, mode) -> [each seed's scores, with its "seconds"]."""
+    only: mode -> the student ids that run it (a mode not named: every student). Returns (id, mode) -> [each seed's
+    scores, with its "seconds"], for the pairs that ran."""
+    only = only or {}
     jobs = [(sid, kind, layers, mode, seed) for sid, (kind, layers) in students.items() for mode in modes
-            for seed in seeds]
+            if mode not in only or sid in only[mode] for seed in seeds]
     shared = dict(profile=profile, tokenizer=tokenizer, modes=modes, test=test, embeddings=embeddings,
                   out_dir=str(out_dir), overrides=overrides)
     done = {}
@@ -160,4 +162,4 @@ def train_students(students: dict, modes: dict, seeds: list[int], test, tokenize
                 print(f"{job[0]:14s} {job[3]:9s} seed {job[4]}: accuracy {done[job]['accuracy']:.4f} "
                       f"({done[job]['seconds']:.0f} s)", flush=True)
     return {(sid, mode): [done[sid, kind, layers, mode, seed] for seed in seeds]
-            for sid, (kind, layers) in students.items() for mode in modes}
+            for sid, (kind, layers) in students.items() for mode in modes if mode not in only or sid in only[mode]}

@@ -95,15 +95,33 @@ def classic_gain(row: dict, n: int) -> Verdict:
     """A classic student's gain from distillation in points, by the course's one rule (kd.noise): paired over seeds,
     or, with one seed, against the standard error of n test reviews."""
     distilled, single = ([100 * v for v in row[f"{mode}_runs"]] for mode in ("distilled", "single"))
-    return compare(distilled, single, 100 * share_se(row["distilled"], n), 100 * share_se(row["single"], n))
+    return compare(distilled, single, 100 * share_se(row["distilled"], n), 100 * share_se(row["single"], n),
+                   floor=100 / n)
 
 
 def classic_pooled(nb04: dict) -> Verdict:
-    """Every student's gain pooled: the mean of all (student, seed) paired differences, by the same rule."""
+    """Every student's gain pooled, by the same rule: each student is one pair (its mean over seeds, distilled and
+    single), so that the students, not their seeds, are the units: seeds are shared between students (the same data
+    order), and their runs are not independent."""
     table = nb04["table"]
-    distilled = [100 * v for r in table for v in r["distilled_runs"]]
-    single = [100 * v for r in table for v in r["single_runs"]]
-    return compare(distilled, single)
+    return compare([100 * r["distilled"] for r in table], [100 * r["single"] for r in table])
+
+
+def classic_controls(nb04: dict) -> dict:
+    """What the teacher gives apart from the extra text (notebook 04's control students, those with a "labelled_kd"
+    mode: the soft targets of the labelled reviews alone): per student and pooled over them, in points, paired by
+    seed (kd.noise): the soft targets alone against training alone, and the transfer set's text on top of them."""
+    rows = [r for r in nb04["table"] if "labelled_kd_runs" in r]
+    if not rows:
+        raise ValueError("no control students in notebook 04's record: run it with profile.classic_control set")
+
+    def runs(mode: str, chosen: list) -> list[float]:
+        return [100 * v for r in chosen for v in r[f"{mode}_runs"]]
+    out = {}
+    for chosen, key in [([r], r["id"]) for r in rows] + [(rows, "pooled")]:
+        out[key] = {"soft_targets_alone": compare(runs("labelled_kd", chosen), runs("single", chosen)).as_dict(),
+                    "extra_text": compare(runs("distilled", chosen), runs("labelled_kd", chosen)).as_dict()}
+    return out
 
 
 def _mean_sd(row: dict, mode: str) -> str:
@@ -121,7 +139,7 @@ def classic_table(nb04: dict, teacher_layers: int, n: int) -> dict:
              _mean_sd(r, "distilled"), str(classic_gain(r, n))] for r in nb04["table"]]
     if len(nb04["table"][0]["single_runs"]) * len(nb04["table"]) >= 2:
         pooled = classic_pooled(nb04)
-        rows.append([f"all students pooled ({pooled.pairs} pairs)", "", "", "", "", str(pooled)])
+        rows.append([f"all {pooled.pairs} students pooled", "", "", "", "", str(pooled)])
     demo = REFERENCES["earlier_demo"]
     rows += [["teacher (fine-tuned)", str(teacher_layers), f"{nb04['teacher_params'] / 1e6:.2f}M",
               f"{100 * nb04['teacher_accuracy']:.1f}", "", ""],
@@ -137,10 +155,11 @@ def mlm_table(nb02: dict) -> dict:
 
 
 def ablation_verdicts(nb02: dict) -> dict[str, Verdict]:
-    """Each ablation row against the triple loss, in points, paired by seed (kd.noise)."""
-    rows = nb02["ablation"]["masked_acc"]
+    """Each ablation row against the triple loss, in points, paired by seed (kd.noise; resolution: one masked
+    token of the held-out set)."""
+    rows, n = nb02["ablation"]["masked_acc"], nb02["eval_masked_tokens"]
     triple = [100 * v for v in rows["triple"]["runs"]]
-    return {a: compare([100 * v for v in r["runs"]], triple) for a, r in rows.items() if a != "triple"}
+    return {a: compare([100 * v for v in r["runs"]], triple, floor=100 / n) for a, r in rows.items() if a != "triple"}
 
 
 def ablation_table(nb02: dict) -> dict:

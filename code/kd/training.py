@@ -196,18 +196,26 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
 
 class HeldOutCurve(transformers.TrainerCallback):
     """A learning curve: held-out masked-token accuracy and perplexity (kd.masked_lm_eval, the same masked tokens
-    every time) at step 0 and every `every` optimiser steps, in self.points as {"step", "masked_acc", "perplexity"}."""
+    every time) at the first step trained and every `every` optimiser steps, in self.points as {"step", "masked_acc",
+    "perplexity"}. path: a JSON file the points are kept in, so that a run resumed after a disconnect keeps the
+    points it had."""
 
-    def __init__(self, eval_batches: list[dict], every: int):
-        self.eval_batches, self.every, self.points = eval_batches, every, []
+    def __init__(self, eval_batches: list[dict], every: int, path: Path | None = None):
+        self.eval_batches, self.every, self.path = eval_batches, max(1, every), path
+        self.points = json.loads(path.read_text()) if path and path.exists() else []
 
     def _score(self, step: int, model) -> None:
         if not any(p["step"] == step for p in self.points):
             r = masked_lm_eval(model, self.eval_batches)
             self.points.append({"step": step, "masked_acc": r["masked_acc"], "perplexity": r["perplexity"]})
+            self.points.sort(key=lambda p: p["step"])
+            if self.path:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(json.dumps(self.points))
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._score(state.global_step, model)
+        if state.global_step == 0:
+            self._score(0, model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
