@@ -86,7 +86,7 @@ class Profile:
     # 300-step teacher (36.9% vs 36.7%). At 3e-4: 36.1% against the teacher's 37.0% (results/cpu/02)
     warmup_steps: int = 10               # ~10% of the steps
     checkpoint_minutes: float = 5.0      # save this often so a disconnect loses at most this much
-    ablation_steps: int = 12             # each ablation run: short, but the same for every row
+    ablation_steps: int = 40             # each ablation run: the same for every row; long enough for the rows to part
     ablation_seeds: int = 2              # runs per row (masking, data order, random init): a spread to compare against
     ablation_accum: int | None = None    # accumulation of each ablation step; None: the main run's distill_accum
     logging_steps: int = 10              # how often each loss term is logged

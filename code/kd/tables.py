@@ -154,10 +154,14 @@ def mlm_table(nb02: dict) -> dict:
             "rows": [[MODELS[m], pct(a), f"{nb02['perplexity'][m]:.0f}"] for m, a in nb02["masked_acc"].items()]}
 
 
-def ablation_verdicts(nb02: dict) -> dict[str, Verdict]:
-    """Each ablation row against the triple loss, in points, paired by seed (kd.noise; resolution: one masked
-    token of the held-out set)."""
-    rows, n = nb02["ablation"]["masked_acc"], nb02["eval_masked_tokens"]
+def ablation_verdicts(nb02: dict, key: str = "masked_acc") -> dict[str, Verdict]:
+    """Each ablation row against the triple loss, paired by seed (kd.noise): held-out masked-token accuracy in points
+    (resolution: one masked token), or perplexity as triple - row (lower is better), so that a loss is always the
+    row doing worse."""
+    rows, n = nb02["ablation"][key], nb02["eval_masked_tokens"]
+    if key == "perplexity":
+        triple = rows["triple"]["runs"]
+        return {a: compare(triple, r["runs"]) for a, r in rows.items() if a != "triple"}
     triple = [100 * v for v in rows["triple"]["runs"]]
     return {a: compare([100 * v for v in r["runs"]], triple, floor=100 / n) for a, r in rows.items() if a != "triple"}
 
