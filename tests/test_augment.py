@@ -26,8 +26,14 @@ def test_words_join_wordpiece_continuations():
     assert sum(map(len, groups)) == len(ids) > len(groups)  # at least one word of several pieces
 
 
+TANG_ET_AL = {"p_mask": 0.1, "p_replace": 0.1, "p_ng": 0.25, "n_max": 5}  # their Section 3.3 (p_pos for p_replace)
+
+
 def test_the_rates_are_tang_et_als():
+    """The defaults are the paper's numbers (written here, not read from the config), and the sampler draws at them:
+    a changed default or a sampler that ignores its rates fails."""
     cfg, rng = kd.AugmentConfig(), random.Random(0)
+    assert {k: getattr(cfg, k) for k in TANG_ET_AL} == TANG_ET_AL
     groups = [[1000 + i] for i in range(400)]
     plans = [draw(groups, rng, dataclasses.replace(cfg, p_ng=0.0), mask_id=103) for _ in range(50)]
     cells = [w for p in plans for w in p]

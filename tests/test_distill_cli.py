@@ -1,4 +1,5 @@
 """`python -m kd.distill_mlm`: notebook 02's distillation as a command, under torchrun with 2 CPU processes (gloo)."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,11 +63,18 @@ def test_help_names_every_option():
     assert "torchrun --nproc_per_node" in done.stdout
 
 
-def test_loss_flags_override_the_profiles_triple_loss():
+def test_loss_flags_override_the_profiles_triple_loss(env, tmp_path):
+    """The flags reach the run: the record's triple loss is the overridden one, the rest the profile's."""
     from kd import distill_mlm
 
     args = distill_mlm.parse_args(["--out", "x", "--temperature", "4", "--alpha-ce", "0"])
     assert (args.temperature, args.alpha_ce, args.alpha_mlm, args.masked_only) == (4.0, 0.0, None, None)
+    command = [sys.executable, "-m", "kd.distill_mlm", "--profile", "smoke", "--steps", "1", "--out", str(tmp_path),
+               "--temperature", "4", "--alpha-ce", "0"]
+    done = subprocess.run(command, cwd=kd.REPO / "code", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = json.loads((tmp_path / "02_mlm_distillation.json").read_text())["metrics"]["distill_config"]
+    assert ran == {**dataclasses.asdict(SMOKE.distill), "temperature": 4.0, "alpha_ce": 0.0}
 
 
 def test_corpus_choices_are_masked_lm_corpora_of_the_data_module():

@@ -202,8 +202,8 @@ def test_fingerprint_names_the_weights_not_the_folder(tiny_teacher, tmp_path):
 
 
 def test_logits_cache_is_named_by_the_weights_and_what_the_sets_depend_on(tiny_teacher, monkeypatch, tmp_path):
-    """Notebook 04 and tests/study_transfer_set.py find the teacher's labels by kd.logits_cache: the same teacher and
-    sets give the same file; other sets or a retrained teacher another."""
+    """Notebook 04 and code/studies/study_transfer_set.py find the teacher's labels by kd.logits_cache: the same
+    teacher and sets give the same file; other sets or a retrained teacher another."""
     monkeypatch.setenv("KD_ARTIFACTS_DIR", str(tmp_path))
     smoke = kd.get_profile("smoke")
     tiny_teacher.save_pretrained(kd.artifact_path(smoke, "teacher-imdb"))

@@ -1,6 +1,7 @@
-"""Profiles and distillation settings: one code path, three sizes.
+"""Profiles and distillation settings: one code path, four profiles (t4, cpu, smoke, t4-shapes).
 
-A profile changes sizes and sources, never the code that runs. Every field says why it has its value.
+A profile changes sizes and sources, never the code that runs. Every field says in one line why it has its value;
+the measurements behind the values, with their commands and dates, are in code/studies/MEASUREMENTS.md.
 Nothing here imports torch, so the report builder can read profiles without it.
 """
 from __future__ import annotations
@@ -59,15 +60,14 @@ class Profile:
     mlm_train_split: str = "validation"  # the offline mirror has no WikiText train split: say which is used
     mlm_eval_split: str = "test"         # held-out text for masked-token accuracy; never trained on
     block_size: int = 128                # tokens per block: the paper's 512 costs 4x in attention
-    eval_blocks: int = 200               # held-out blocks scored: ~3,800 masked tokens, accuracy to about ±1.5%
+    eval_blocks: int = 200               # held-out blocks scored: ~3,800 masked tokens, a standard error of ~0.8%
     train_blocks: int | None = None      # None: every block of the training split; a number cuts it (the tests)
     # notebook 01
     student_layers: int = 3              # half the teacher, as DistilBERT keeps 6 of BERT's 12
     head_fit_steps: int = 60             # the encoder is frozen, so a missing head converges in few steps
     head_fit_batch: int = 16             # blocks per step while fitting the head
     head_fit_lr: float = 1e-3            # only ~0.2M new weights: a large rate is safe
-    teacher_adapt_steps: int = 600       # then every weight, until the teacher is a clearly better masked LM than its
-    # student becomes alone in notebook 02 (a teacher worth learning from; code/studies/MEASUREMENTS.md)
+    teacher_adapt_steps: int = 600       # then every weight, until it is a better masked LM than its student becomes
     teacher_adapt_lr: float = 2e-4       # a fine-tuning rate; t4 adapts nothing (BERT has its head)
     latency_runs: int = 30               # timed repeats; the median ignores the odd slow one
     latency_seq_len: int = 128           # the one sequence length every CPU latency of the course is measured at
@@ -81,9 +81,7 @@ class Profile:
     distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
     distill_batch: int = 16              # blocks per forward pass; bounded by memory
     distill_accum: int = 1               # gradient accumulation: effective batch = batch x accum blocks
-    distill_lr: float = 3e-4             # peak rate, warm-up then linear decay. At 1e-4 the 100 steps moved no
-    # weight by more than 0.006 (CoLA, seed 0: distilled 15.6, undistilled 16.3); at 5e-4 the student tied the
-    # 300-step teacher (36.9% vs 36.7%). At 3e-4: 36.1% against the teacher's 37.0% (results/cpu/02)
+    distill_lr: float = 3e-4             # peak rate, warm-up then linear decay (1e-4 barely moved a weight)
     warmup_steps: int = 10               # ~10% of the steps
     checkpoint_minutes: float = 5.0      # save this often so a disconnect loses at most this much
     ablation_steps: int = 40             # each ablation run: the same for every row; long enough for the rows to part
@@ -91,39 +89,29 @@ class Profile:
     ablation_accum: int | None = None    # accumulation of each ablation step; None: the main run's distill_accum
     logging_steps: int = 10              # how often each loss term is logged
     # notebook 03: fine-tuning. task_sizes: task -> (train rows, eval rows, epochs); None = all rows / the task's own
-    task_sizes: dict = field(default_factory=lambda: {  # every CoLA and MRPC training row, as the paper
-        "cola": (None, None, 3), "mrpc": (None, None, 1), "imdb": (2000, 1000, 1)})  # CoLA: BERT's 3 epochs (at 2
-    # the students stayed near the majority class); MRPC and IMDb cut to the 2-core budget
+    task_sizes: dict = field(default_factory=lambda: {  # every CoLA and MRPC row; CoLA's 3 epochs (2 left the
+        "cola": (None, None, 3), "mrpc": (None, None, 1), "imdb": (2000, 1000, 1)})  # students at the majority class)
     max_len_cap: int = 128               # truncate long texts (IMDb) here; a T4 affords BERT's full 512
     finetune_seeds: int = 3              # seeds of the teacher and the three students on CoLA, MRPC: paired by seed
     baseline_seeds: int = 1              # seeds of the reference rows (the released DistilBERT in t4)
     imdb_seeds: int = 2                  # IMDb runs are the longest: fewer seeds, two to pair
-    finetune_lr: float | None = 1e-4     # None: each task's BERT-base rate; at 3e-5 the 384-wide teacher stayed on
-    # CoLA's majority class
+    finetune_lr: float | None = 1e-4     # None: BERT-base's rate per task (3e-5 kept MiniLM at the majority)
     task_kd: TaskKDConfig = TaskKDConfig()  # task-level distillation, notebooks 03 (DistilBERT (D)), 04 (Tang et al.)
     released_student: str | None = None  # a released distilled model fine-tuned beside ours, as a reference row
     # notebook 04: classic distillation into small students on IMDb
     classic_max_len: int = 128           # tokens per review; the earlier demo's 128 was its main handicap on a T4
     classic_train_rows: int | None = 3000      # labelled reviews (None: all 25,000)
-    classic_transfer_rows: int | None = 10000  # unlabelled reviews the teacher labels softly (None: all 50,000);
-    # at 400 steps x 64 a distilled student sees each of 13,000 reviews twice, a single one its 3,000 eight times
+    classic_transfer_rows: int | None = 10000  # unlabelled reviews the teacher labels softly (None: all 50,000)
     classic_eval_rows: int | None = 1000       # test reviews scored (None: all 25,000); the same subset as notebook 03
     classic_dim: int = 128               # embedding and hidden width of the small students
-    classic_steps: int = 400             # per student, the same for "single" and "distilled". BiLSTM-1 at 200 steps:
-    # 76.0 alone, 76.4 distilled; at 600: 77.2 and 79.3 (one run each): distillation needs the passes over its data.
-    # 400: three seeds of 16 runs in notebook 04's 60 minutes on 2 cores (54 min; 450 with the rewrites took 67)
-    classic_batch: int = 64              # reviews per step. 32 halves the time, but at 600 steps the gains went
-    # (alone / distilled, one run each): BiLSTM-1 78.4 / 78.5, BiLSTM-2 79.7 / 79.3, BiGRU-1 79.5 / 79.6; at 64:
-    # 76.2 / 79.5, 78.3 / 80.4, 78.9 / 79.4. Half the passes help the students alone and take the distilled ones' edge
+    classic_steps: int = 400             # per student and mode: distillation needs passes over its data; fits 60 min
+    classic_batch: int = 64              # reviews per step: at 32 the single students caught the distilled ones up
     classic_lr: float = 1e-3             # small students from scratch learn at Adam's usual rate
     classic_seeds: int = 3               # runs of each student, alone and distilled: gains paired over seeds
-    classic_control: tuple = ("bilstm-1", "transformer-1")  # also trained on the soft targets of the labelled reviews
-    # alone: what the teacher gives apart from the transfer set's extra text
-    classic_transfer: str = "both"       # the transfer set: "unlabelled" reviews, "augmented" labelled ones (Tang et
-    # al.'s rewrites, kd.augment), or "both" (cpu: unlabelled only, see PROFILES)
+    classic_control: tuple = ("bilstm-1", "transformer-1")  # also on the labelled reviews' soft targets alone
+    classic_transfer: str = "unlabelled"  # the transfer set: "unlabelled" reviews, "augmented" rewrites, or "both"
     classic_rewrites: int = 2            # rewrites per labelled review (Tang et al.: 10-20 of shorter sentences)
-    classic_workers: int = 2             # students trained at once, a thread each: on 2 cores 1.3-2.2x the students
-    # per second of one at a time on 2 threads (tests/bench_classic_step.py --workers); a GPU trains one at a time
+    classic_workers: int = 2             # students trained at once, a thread each (faster on 2 cores); a GPU: one
     # notebook 05
     int8_eval_rows: int | None = None    # reviews the int8 student is scored on, on the CPU (None: notebook 03's all)
 
@@ -195,13 +183,9 @@ PROFILES = {
         logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
         classic_max_len=256, classic_train_rows=None, classic_transfer_rows=None, classic_eval_rows=None,
-        classic_dim=256, classic_steps=6000, classic_workers=1, int8_eval_rows=1000,
+        classic_dim=256, classic_steps=6000, classic_workers=1, classic_transfer="both", int8_eval_rows=1000,
         released_student="distilbert/distilbert-base-uncased"),  # int8 runs on Colab's 2 CPU cores: see kd.budget
-    # cpu: the transfer set without the rewrites. Rewriting 6,000 reviews and labelling them took 165 + ~120 s of
-    # notebook 04's 67 minutes (its run of 2026-12-04, "both"); unlabelled, the 60 minutes hold 400 steps. With the
-    # rewrites added at the same 400 steps, BiLSTM-1, Attention-1 and Transformer-1 distilled scored -0.2 ± 1.1,
-    # -0.2 ± 0.2 and -0.8 ± 0.6 points against this (tests/study_transfer_set.py, seeds 42-44, 2026-12-06)
-    "cpu": Profile(name="cpu", teacher=MINILM, data_root=None, classic_transfer="unlabelled"),
+    "cpu": Profile(name="cpu", teacher=MINILM, data_root=None),  # the defaults are cpu's
     "smoke": Profile(
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
         block_size=32, eval_blocks=8, head_fit_steps=5, teacher_adapt_steps=3, head_fit_batch=4, head_fit_lr=1e-2,
@@ -211,7 +195,7 @@ PROFILES = {
         task_sizes={t: (48, 24, 1) for t in TASKS}, max_len_cap=64, finetune_seeds=2,
         baseline_seeds=1,
         classic_max_len=32, classic_train_rows=48, classic_transfer_rows=48, classic_eval_rows=24, classic_dim=16,
-        classic_steps=4, classic_batch=8, classic_seeds=2, classic_rewrites=1),
+        classic_steps=4, classic_batch=8, classic_seeds=2, classic_transfer="both", classic_rewrites=1),
 }
 # t4's shapes and code paths on a CPU, fp16 off, data and steps cut to a handful: what the tests run for t4. A random
 # teacher of google-bert/bert-base-uncased's shapes with its masked-LM head (no head fitting, as in t4), 12 -> 6 layers,

@@ -95,7 +95,7 @@ def make_student(profile, kind: str, layers: int, vocab_size: int, pad_id: int =
 
 
 BF16_SLOWER = ("bigru",)  # on a CPU with native bf16 a GRU's bf16 step took 1.17-1.35x its fp32 one (BiLSTM 0.74-0.95,
-# attention and Transformer 0.80-0.90; tests/bench_classic_step.py): these kinds train in fp32 there
+# attention and Transformer 0.80-0.90; code/studies/bench_classic_step.py): these kinds train in fp32 there
 _SHARED: dict = {}  # what every job of train_students reads: set once per worker process
 
 
@@ -138,7 +138,7 @@ def train_students(students: dict, modes: dict, seeds: list[int], test, tokenize
     """Train every student (id -> (kind, layers)) in every mode (name -> (training set, TaskKDConfig or None)) with
     every seed; each run is kd.finetune(make_student(...), ...) into out_dir/<id>/<mode>/seed<seed>, read back when
     finished. profile.classic_workers runs at once, one thread each (on 2 cores, two students at a time train
-    1.3-2.2x faster than one on 2 threads: tests/bench_classic_step.py --workers); 1: one after the other, here.
+    1.3-2.2x faster than one on 2 threads: code/studies/bench_classic_step.py --workers); 1: one after the other, here.
     only: mode -> the student ids that run it (a mode not named: every student). Returns (id, mode) -> [each seed's
     scores, with its "seconds"], for the pairs that ran."""
     only = only or {}

@@ -1,7 +1,7 @@
 """Benchmark: where a classic student's training step spends its time (notebook 04), and what each lever buys,
 measured in one run on one machine.
 
-    python tests/bench_classic_step.py [repeats]
+    python code/studies/bench_classic_step.py [repeats]
 
 Every student of notebook 04 (cpu shapes: width 128, WordPiece vocabulary, reviews of 128 tokens), one optimiser
 step on 64 reviews as the course ran it before (fp32, fused AdamW): the forward, the backward and the optimiser step
@@ -9,7 +9,7 @@ timed apart. Then the levers, each on the same reviews: bf16 autocast (native on
 and 128 reviews a step (the same reviews seen in half the steps: the time per review is what counts). Prints
 medians and ratios. Not a test: timings are read.
 
-    python tests/bench_classic_step.py [repeats] --workers
+    python code/studies/bench_classic_step.py [repeats] --workers
 
 The lever of the two cores: one student on 2 threads, against two students trained at once, one thread each
 (two processes started together, each timing its own steps). Prints the throughput ratio, students per second.

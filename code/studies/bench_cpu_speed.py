@@ -1,6 +1,6 @@
 """Benchmark: the cpu profile's speed levers, before and after, measured in one run on one machine.
 
-    python tests/bench_cpu_speed.py [repeats]
+    python code/studies/bench_cpu_speed.py [repeats]
 
 Three steps of the course, each timed as it ran before and as it runs now, on the same data, taking turns:
 - a fine-tuning step (notebook 03): the teacher (MiniLM-L6 shapes, random weights) on 32 CoLA-length sentences;
@@ -21,7 +21,7 @@ import torch
 from transformers import BertForMaskedLM, BertForSequenceClassification
 
 import kd  # noqa: E402
-from bench_distill_step import SHAPES  # noqa: E402  (its neighbour in tests/: the profiles' teacher shapes)
+from bench_distill_step import SHAPES  # noqa: E402  (its neighbour in code/studies/: the profiles' teacher shapes)
 
 MINILM = SHAPES["cpu"]  # all-MiniLM-L6-v2's shapes, random weights: nothing is downloaded
 COLA_LENGTHS = (6, 24)  # tokens per sentence with [CLS] and [SEP]: CoLA's bulk (mean ~11 words)

@@ -1,6 +1,6 @@
 """Benchmark: one distillation step against its floor, on the same batch, in one process.
 
-    python tests/bench_distill_step.py [cpu|smoke|t4] [repeats]
+    python code/studies/bench_distill_step.py [cpu|smoke|t4] [repeats]
 
 floor = one student training step on the masked-LM loss alone (forward, backward, optimiser step)
       + one teacher forward pass.

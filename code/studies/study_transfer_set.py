@@ -6,7 +6,7 @@ the students named on the command line again, distilled, on the other choice ("b
 "unlabelled", else "unlabelled"), with the same seeds, steps and settings as the record, and prints each seed's
 accuracy beside the record's: the mean difference and its spread over seeds, a tie when inside the spread.
 
-    KD_PROFILE=cpu python tests/study_transfer_set.py bilstm-1 attention-1 transformer-1
+    KD_PROFILE=cpu python code/studies/study_transfer_set.py bilstm-1 attention-1 transformer-1
 
 An accuracy study, not a test: it trains (11 minutes for the three one-layer students above on 2 CPU cores, with
 the rewrites made and labelled).
