@@ -46,11 +46,11 @@ def summary_tables(records: dict[str, dict]) -> dict[str, dict]:
 
 def classic_seeds(record: dict) -> str:
     """How many runs of each classic student the table shows, from notebook 04's record."""
-    seeds = record["metrics"].get("seeds")
-    if seeds and len(seeds) > 1:
+    seeds = record["metrics"]["seeds"]
+    if len(seeds) > 1:
         return (f"the mean over seeds {', '.join(map(str, seeds))} ± their standard deviation; a gain whose 95% "
                 "interval (paired over seeds, kd.noise) holds zero is a tie")
-    return f"one run of each, seed {seeds[0] if seeds else record['seeds']['trainer']}"
+    return f"one run of each, seed {seeds[0]}"
 
 
 def readme_results(records: dict[str, dict]) -> str:

@@ -53,11 +53,12 @@ def test_classic_kd_loss_by_hand():
         ps = torch.softmax(s[i] / 2, -1)
         kl += float((pt * (pt / ps).log()).sum())
     expected = 0.3 * ce + 0.7 * (kl / 2) * 4
-    assert kd.classic_kd_loss(s, t, labels, alpha=0.3, temperature=2.0).item() == pytest.approx(expected, rel=1e-5)
+    kl_cfg, mse_cfg = kd.TaskKDConfig(alpha=0.3, temperature=2.0), kd.TaskKDConfig(alpha=0.3, mse=True)
+    assert kd.classic_kd_loss(s, t, labels, kl_cfg).item() == pytest.approx(expected, rel=1e-5)
     mse = ((s - t) ** 2).mean().item()
-    assert kd.classic_kd_loss(s, t, labels, 0.3, 2.0, mse=True).item() == pytest.approx(0.3 * ce + 0.7 * mse, rel=1e-5)
+    assert kd.classic_kd_loss(s, t, labels, mse_cfg).item() == pytest.approx(0.3 * ce + 0.7 * mse, rel=1e-5)
     unlabelled = torch.tensor([-1, -1])
-    assert kd.classic_kd_loss(s, t, unlabelled, 0.3, 2.0, mse=True).item() == pytest.approx(0.7 * mse, rel=1e-5)
+    assert kd.classic_kd_loss(s, t, unlabelled, mse_cfg).item() == pytest.approx(0.7 * mse, rel=1e-5)
 
 
 @pytest.mark.parametrize("kind", kd.SmallStudent.KINDS)
@@ -143,12 +144,13 @@ def test_soft_target_trainer_uses_teacher_logits_only_when_present(tmp_path):
         with torch.no_grad():
             with_teacher = trainer.compute_loss(model, {"x": x, "labels": labels, "teacher_logits": logits_t})
             plain = trainer.compute_loss(model, {"x": x, "labels": labels.clamp_min(0)})
-        expected = kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0, mse=mse).item()
+        expected = kd.classic_kd_loss(logits_s, logits_t, labels, kd.TaskKDConfig(0.25, 3.0, mse=mse)).item()
         assert with_teacher.item() == pytest.approx(expected, rel=1e-6)
         ce = torch.nn.functional.cross_entropy(logits_s, labels.clamp_min(0)).item()
         assert plain.item() == pytest.approx(ce, rel=1e-6)
-    assert kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0).item() != pytest.approx(
-        kd.classic_kd_loss(logits_s, logits_t, labels, 0.25, 3.0, mse=True).item(), rel=1e-3)  # so mse was checked
+    kl, mse = (kd.classic_kd_loss(logits_s, logits_t, labels, kd.TaskKDConfig(0.25, 3.0, mse=m)).item()
+               for m in (False, True))
+    assert kl != pytest.approx(mse, rel=1e-3)  # so mse was checked
 
 
 def test_student_precision_keeps_bigru_in_fp32_where_bf16_is_a_cpus(monkeypatch):

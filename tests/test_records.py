@@ -173,16 +173,16 @@ def check_03(m):
 def check_04(m):
     assert fraction(m["teacher_accuracy"]) and isinstance(m["teacher_params"], int)
     assert m["table"], "no classic students"
-    seeded = "seeds" in m  # records since the seeds: every run kept, single and distilled the means over them
+    assert isinstance(m["workers"], int) and m["seeds"] and all(isinstance(s, int) for s in m["seeds"])
     for row in m["table"]:
-        runs = {"single_runs", "distilled_runs"} if seeded else set()
-        timed = {"single_seconds", "distilled_seconds", "precision"} if "workers" in m else set()  # kd.train_students
-        assert set(row) == {"id", "kind", "layers", "params", "single", "distilled", *runs, *timed}, row
-        for mode in ("single", "distilled") if seeded else ():
+        modes = [mode for mode in ("single", "distilled", "labelled_kd") if mode in row]
+        assert modes[:2] == ["single", "distilled"], row  # labelled_kd: the control students only
+        assert set(row) == {"id", "kind", "layers", "params", "precision",
+                            *(f"{mode}{part}" for mode in modes for part in ("", "_runs", "_seconds"))}, row
+        for mode in modes:  # every seed's run and seconds kept; the mode's number is the mean over seeds
             assert len(row[f"{mode}_runs"]) == len(m["seeds"]) and all(fraction(v) for v in row[f"{mode}_runs"])
             assert row[mode] == pytest.approx(sum(row[f"{mode}_runs"]) / len(m["seeds"]))
-            if timed:
-                assert len(row[f"{mode}_seconds"]) == len(m["seeds"]) and all(s > 0 for s in row[f"{mode}_seconds"])
+            assert len(row[f"{mode}_seconds"]) == len(m["seeds"]) and all(s > 0 for s in row[f"{mode}_seconds"])
         assert row["kind"] in kd.SmallStudent.KINDS and isinstance(row["layers"], int)
         assert row["id"] == f"{row['kind']}-{row['layers']}" and row["id"] in MODELS
         assert isinstance(row["params"], int) and fraction(row["single"]) and fraction(row["distilled"])
@@ -194,10 +194,9 @@ def check_04(m):
     assert all(number(v) and v > 0 for v in latency["ms"].values())
     assert isinstance(m["max_len"], int) and isinstance(m["init_from_teacher"], bool)
     assert isinstance(m["trainer_overrides"], dict)
-    if seeded:
-        t = m["transfer_set"]
-        assert t["choice"] in ("unlabelled", "augmented", "both") and isinstance(t["augmented_rows"], int)
-        assert (t["augmented_rows"] > 0) == (t["choice"] != "unlabelled")
+    t = m["transfer_set"]
+    assert t["choice"] in ("unlabelled", "augmented", "both") and isinstance(t["augmented_rows"], int)
+    assert (t["augmented_rows"] > 0) == (t["choice"] != "unlabelled")
     assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
 
 

@@ -283,3 +283,15 @@ def test_predict_logits_is_the_models_forward_in_order(cola, cpu_precision):
             assert torch.allclose(torch.as_tensor(logits[i]), one, atol=atol), i
     if cpu_precision == "fp32":  # rows differ by ~1e-2: only fp32's tolerance tells a row out of order (the same
         assert abs(logits[1:] - logits[:-1]).max(-1).min() > 1e-3  # code orders both paths' rows)
+
+
+def test_importing_the_training_module_leaves_the_garbage_collector_alone():
+    """kd.training freezes the process's long-lived objects when the first Trainer is set up, not when imported."""
+    import subprocess
+    import sys
+
+    code = ("import gc, kd.training as t; n = gc.get_freeze_count(); "
+            "t.training_args(__import__('kd').get_profile('smoke'), 'x'); print(n, gc.get_freeze_count() > 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(kd.REPO / "code")})
+    assert done.stdout.split() == ["0", "True"], done.stderr[-2000:]

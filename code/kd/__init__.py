@@ -46,7 +46,7 @@ _LAZY = {
     "losses": ["classic_kd_loss", "cosine_loss", "distillation_terms", "masked_lm_loss", "soft_target_loss",
                "weighted_loss"],
     "resume": ["KeepLastCheckpoint", "TimeBudget", "complete_checkpoints", "explain_oom", "remove_checkpoint",
-               "run_folder_scores", "train_resumable", "weights_digest"],
+               "scores_file", "train_resumable", "weights_digest"],
     "training": ["DistillationTrainer", "HeldOutCurve", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer",
                  "blocks_per_step", "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history",
                  "predict_logits", "session_tokens_per_second", "training_args"],

@@ -11,7 +11,7 @@ import datasets
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-from .config import TASKS, Profile, Task  # noqa: F401  (kd.data.TASKS as before)
+from .config import Profile, Task
 from .records import Run, artifacts_dir, local_copy
 
 DATASETS = {  # short name: (hub repo id, config)

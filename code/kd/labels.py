@@ -57,11 +57,3 @@ REFERENCES = {  # not ours: other people's numbers, always printed with "referen
 }
 ALL = {"models": MODELS, "classic_kinds": CLASSIC_KINDS, "ablations": ABLATIONS, "tasks": TASKS, "metrics": METRICS}
 
-
-def label(kind: str, key: str) -> str:
-    """The display label of an id, e.g. label("models", "student_distilled"); an unknown id is an error that says where
-    labels are defined."""
-    try:
-        return ALL[kind][key]
-    except KeyError:
-        raise KeyError(f"No label for {kind} id {key!r}: add it to code/kd/labels.py.") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import DistillConfig
+from .config import DistillConfig, TaskKDConfig
 
 
 def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch.Tensor,
@@ -84,18 +84,18 @@ def weighted_loss(terms: dict, cfg: DistillConfig) -> torch.Tensor:
     return cfg.alpha_ce * terms["ce"] + cfg.alpha_mlm * terms["mlm"] + cfg.alpha_cos * terms["cos"]
 
 
-def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torch.Tensor, alpha: float,
-                    temperature: float, mse: bool = False) -> torch.Tensor:
-    """alpha * CE(labels) + (1 - alpha) * soft loss; rows labelled -1 (the unlabelled transfer set): soft loss only.
+def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torch.Tensor,
+                    cfg: TaskKDConfig) -> torch.Tensor:
+    """cfg.alpha * CE(labels) + (1 - cfg.alpha) * soft loss; rows labelled -1 (the unlabelled transfer set): soft loss
+    only. The one way a task-level distillation config reaches its loss (kd.SoftTargetTrainer, notebooks 03-04).
 
-    logits_s, logits_t: (batch, classes); labels: (batch,). Soft loss: T² KL at temperature T, or the MSE between
-    logits (Tang et al.) when mse=True.
+    logits_s, logits_t: (batch, classes); labels: (batch,). Soft loss: T² KL at cfg.temperature over the rows, as
+    soft_target_loss computes it per token, or the MSE between logits (Tang et al.) when cfg.mse.
     """
-    if mse:
+    if cfg.mse:
         soft = F.mse_loss(logits_s.float(), logits_t.float())
     else:
-        ones = torch.ones(len(labels), 1, dtype=torch.bool, device=labels.device)
-        soft = soft_target_loss(logits_s[:, None], logits_t[:, None], ones, temperature)
+        soft = _SoftTargetKL.apply(logits_s, logits_t.detach(), cfg.temperature)  # rows: (batch, classes)
     labelled = labels >= 0
     hard = F.cross_entropy(logits_s[labelled].float(), labels[labelled]) if labelled.any() else logits_s.sum() * 0
-    return alpha * hard + (1 - alpha) * soft
+    return cfg.alpha * hard + (1 - cfg.alpha) * soft

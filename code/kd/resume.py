@@ -40,7 +40,7 @@ def remove_checkpoint(folder: Path) -> None:
     shutil.rmtree(folder)
 
 
-def run_folder_scores(output_dir: Path, settings: dict) -> Path:
+def scores_file(output_dir: Path, settings: dict) -> Path:
     """A fine-tune's folder is its unit of resume: settings.json says what it was started with. Finished or not,
     a folder started with other settings (a changed profile, say) is an error, never silently read back or
     continued. Returns the path of its scores.json."""

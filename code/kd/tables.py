@@ -49,22 +49,20 @@ def retention_table(nb03: dict) -> dict:
     """Fine-tuned scores x100 (median over seeds, and the range where there are several) and mean retention, with
     the paper's rows as references. A model that skips a task shows "–" there."""
     scores, headline = nb03["scores"], nb03["headline_metric"]
-    above = nb03.get("retention_above_majority")  # records made before the baselines have neither
+    above = nb03["retention_above_majority"]
     header = ["model", *(f"{TASKS[t]} ({METRICS[headline[t]]})" for t in TASK_IDS), "retention (mean)",
-              *(["kept above the majority class (mean)"] if above else [])]
+              "kept above the majority class (mean)"]
     rows = [[MODELS[m], *(_median_range(scores[t][m]) if m in scores[t] else "–" for t in TASK_IDS),
              "" if m == "teacher" else _kept(nb03["retention"][m]),
-             *([] if not above else ["" if m == "teacher" else _kept(above[m])])] for m in nb03["models"]]
-    blank = [""] if above else []
-    if above:
-        for name in ("majority", "chance"):
-            rows.append([f"{name} class (baseline)" if name == "majority" else "chance (baseline)",
-                         *(f"{100 * nb03['baselines'][t][name][headline[t]]:.1f}" for t in TASK_IDS), "", ""])
+             "" if m == "teacher" else _kept(above[m])] for m in nb03["models"]]
+    for name in ("majority", "chance"):
+        rows.append([f"{name} class (baseline)" if name == "majority" else "chance (baseline)",
+                     *(f"{100 * nb03['baselines'][t][name][headline[t]]:.1f}" for t in TASK_IDS), "", ""])
     paper = REFERENCES["paper_scores"]
     for name, kept in (("BERT-base (paper)", ""), ("DistilBERT (paper)", pct(paper_retention()["mean"]))):
-        rows.append([f"{name}, reference", *(str(paper[name][t]) for t in TASK_IDS), kept, *blank])
+        rows.append([f"{name}, reference", *(str(paper[name][t]) for t in TASK_IDS), kept, ""])
     earlier = REFERENCES["earlier_course"]
-    rows.append([f"{earlier['label']}, reference", "", "", "", f"{earlier['mean_retention_percent']}%", *blank])
+    rows.append([f"{earlier['label']}, reference", "", "", "", f"{earlier['mean_retention_percent']}%", ""])
     return {"header": header, "rows": rows}
 
 

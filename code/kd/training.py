@@ -22,18 +22,27 @@ from .measure import compute_task_metrics, masked_lm_eval
 from .models import kept_in_place, masked_lm_logits
 from .machine import precision
 from .records import artifacts_dir
-from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, run_folder_scores, train_resumable,
+from .resume import (KeepLastCheckpoint, TimeBudget, explain_oom, remove_checkpoint, scores_file, train_resumable,
                      weights_digest)
 
-# Every Trainer.train() runs gc.collect() (accelerate's free_memory). With torch, transformers and datasets loaded
-# that walks ~500,000 objects: 0.5 s a run, 50 runs a notebook. They live as long as the process, so they are frozen
-# out of the collector's walks (models are freed by reference count, without it).
-gc.collect()
-gc.freeze()
+_FROZEN = False
+
+
+def _freeze_long_lived_objects() -> None:
+    """Every Trainer.train() runs gc.collect() (accelerate's free_memory). With torch, transformers and datasets loaded
+    that walks ~500,000 objects: 0.5 s a run, 50 runs a notebook. They live as long as the process, so they are frozen
+    out of the collector's walks (models are freed by reference count, without it): once, when the first Trainer of
+    the process is set up, not when the module is imported."""
+    global _FROZEN
+    if not _FROZEN:
+        gc.collect()
+        gc.freeze()
+        _FROZEN = True
 
 
 def training_args(profile: Profile, output_dir: Path, **overrides) -> TrainingArguments:
     """TrainingArguments shared by every Trainer of the course; each notebook overrides what it teaches."""
+    _freeze_long_lived_objects()
     gpu, dtype = torch.cuda.is_available(), precision(profile)  # KD_CPU_BF16=auto|1|0 picks a CPU's (kd.precision)
     args = dict(output_dir=str(output_dir), seed=profile.seed, fp16=dtype == "fp16",
                 bf16=dtype == "bf16",  # on a CPU: ~1.4x a step where bf16 is native, several times slower elsewhere
@@ -171,7 +180,7 @@ def distill(student, teacher, tokenizer, blocks: datasets.Dataset, profile: Prof
                          seed=profile.seed if seed is None else seed)
     # a checkpoint is resumed only by the run that wrote it (more steps may follow): other settings are an error that
     # names the fix, never a silent restore of the old student
-    run_folder_scores(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
+    scores_file(Path(output_dir), {"batch": args.per_device_train_batch_size, "seed": args.seed,
                                          "accum": args.gradient_accumulation_steps, "lr": args.learning_rate,
                                          "config": asdict(cfg), "student_params": student.num_parameters()})
     budget = TimeBudget(minutes, profile.checkpoint_minutes, save_at_end=final_checkpoint)
@@ -271,8 +280,7 @@ class SoftTargetTrainer(OwnLossTrainer):
         if logits_t is None:
             loss = F.cross_entropy(out.logits.float(), labels)
         else:
-            c = self.task_kd
-            loss = classic_kd_loss(out.logits, logits_t, labels, c.alpha, c.temperature, c.mse)
+            loss = classic_kd_loss(out.logits, logits_t, labels, self.task_kd)
         return (loss, out) if return_outputs else loss
 
 
@@ -290,18 +298,18 @@ def finetune(model, tokenizer, task: Task, train, evaluation, profile: Profile, 
                     train_sampling_strategy="group_by_length",  # batches of similar lengths: little padding
                     remove_unused_columns=task_kd is None)
     settings.update(overrides)
-    done = run_folder_scores(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
+    done = scores_file(output_dir, {**settings, "task_kd": task_kd and asdict(task_kd),
                                           "rows": [len(train), len(evaluation)],
                                           "start_weights": weights_digest(model)})
     if done.exists():
         return json.loads(done.read_text())
     args = training_args(profile, output_dir, **settings)
-    kind, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
+    trainer_class, extra = (Trainer, {}) if task_kd is None else (SoftTargetTrainer, {"task_kd": task_kd})
     checkpoints = [TimeBudget(float("inf"), profile.checkpoint_minutes, save_at_end=False), KeepLastCheckpoint()]
     hint = (f"kd.finetune(..., per_device_train_batch_size={args.per_device_train_batch_size // 2}, "
             f"gradient_accumulation_steps={2 * args.gradient_accumulation_steps})")
     with kept_in_place(model), explain_oom(args, hint, output_dir):  # entered before the Trainer moves the model
-        trainer = kind(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra,
+        trainer = trainer_class(model=model, args=args, train_dataset=train, eval_dataset=evaluation, **extra,
                        callbacks=checkpoints, data_collator=transformers.DataCollatorWithPadding(tokenizer),
                        compute_metrics=compute_task_metrics)
         train_resumable(trainer, output_dir)
