@@ -13,9 +13,11 @@
     models     teacher and every-other-layer student
     losses     the triple loss and the task-level loss, as pure functions
     resume     the last complete checkpoint, one kept at a time, time budgets, out-of-memory hints
-    training   Trainers: head fit, distillation, fine-tuning
+    training   Trainers: shared arguments, head fit, distillation, learning curves
+    finetuning fine-tuning on labels, with or without soft targets; logits on a dataset
     measure    task scores, masked-LM accuracy, retention, CPU latency
-    students   small BiLSTM / BiGRU / Attention / Transformer students, trained several at once
+    students   small BiLSTM / BiGRU / Attention / Transformer students: the model
+    student_runs  notebook 04's runs: every student, mode and seed, several at once
     augment    Tang et al.'s augmented transfer set, the teacher's masked LM picking replacements
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
     runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
@@ -47,13 +49,14 @@ _LAZY = {
                "weighted_loss"],
     "resume": ["KeepLastCheckpoint", "TimeBudget", "complete_checkpoints", "explain_oom", "remove_checkpoint",
                "scores_file", "train_resumable", "weights_digest"],
-    "training": ["DistillationTrainer", "HeldOutCurve", "MaskedLMTrainer", "OwnLossTrainer", "SoftTargetTrainer",
-                 "blocks_per_step", "distill", "distillation_metrics", "finetune", "fit_mlm_head", "loss_history",
-                 "predict_logits", "session_tokens_per_second", "training_args"],
+    "training": ["DistillationTrainer", "HeldOutCurve", "MaskedLMTrainer", "OwnLossTrainer",
+                 "blocks_per_step", "distill", "distillation_metrics", "fit_mlm_head", "loss_history",
+                 "session_tokens_per_second", "training_args"],
+    "finetuning": ["SoftTargetTrainer", "finetune", "predict_logits"],
     "measure": ["baselines", "compute_task_metrics", "cpu_latency_ms", "masked_lm_eval", "mean_retention",
                 "mean_spread", "quantize_int8", "retention", "retention_above", "seed_summary", "task_scores"],
-    "students": ["BF16_SLOWER", "SmallStudent", "make_student", "projected_embeddings", "student_precision",
-                 "train_students"],
+    "students": ["SmallStudent", "make_student", "projected_embeddings"],
+    "student_runs": ["BF16_SLOWER", "student_precision", "train_students"],
     "augment": ["AugmentConfig", "augment_reviews"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }

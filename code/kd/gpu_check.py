@@ -128,7 +128,8 @@ def measure(profile, run: Run, is_tiny: bool, deadline: float, scratch: Path, mi
     from .machine import precision
     from .models import RANDOM_MODELS, build_student, load_teacher, model_source, student_layer_ids
     from .students import make_student, student_precision
-    from .training import distill, finetune
+    from .finetuning import finetune
+    from .training import distill
 
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
