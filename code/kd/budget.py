@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from .config import ABLATION_ROWS, ARMS, FINETUNED, MINILM, TASKS, Profile
+from .labels import CLASSIC_IDS
 
 T4_FP16_FLOPS = 65e12      # the T4's fp16 tensor-core peak
 # Shares of that peak the course reaches, (low, high), separately for training steps and forward-only passes. No fp16
@@ -240,8 +241,8 @@ def notebook_04(profile: Profile, m: dict[str, Encoder], end: str) -> Cost:
         rewrites = _at_most(profile.classic_train_rows, "imdb", "train") * profile.classic_rewrites
         cost.forward(rewrites * L * m["teacher"].forward_flops(L))
     cost.forward((reviews + rewrites) * L * m["teacher"].forward_flops(L))  # the teacher's soft targets, once
-    runs = (16 + len(profile.classic_control)) * profile.classic_seeds  # 8 students alone and distilled, the control
-    # students on the labelled reviews' soft targets too, every seed
+    students = len(CLASSIC_IDS)                            # every kind and depth, alone and distilled, and the
+    runs = (2 * students + len(profile.classic_control)) * profile.classic_seeds  # control students' third mode
     cost.seconds += runs * (profile.classic_steps * SMALL_STEP_S + RUN_OVERHEAD_S)
     timed = [m["teacher"], m["student"], m["student"]]     # teacher, student fp32 and int8 (small students: ~free)
     cost.seconds += (profile.latency_runs + 3) * sum(e.forward_flops(profile.latency_seq_len)

@@ -26,11 +26,14 @@ class DistillConfig:
     masked_only: bool = False   # KL and cosine on masked positions only, instead of every non-padding token
 
 
-# Notebook 02's runs, each a DistillConfig with some weights set to 0 (one place: the notebook, kd.budget, the labels
-# and the record checks read these). ARMS: the triple loss and its control, the same run without the teacher's terms.
-ARMS = {"triple": {}, "mlm_only": {"alpha_ce": 0.0, "alpha_cos": 0.0}}
-ABLATION_ROWS = {"triple": {}, "no_ce": {"alpha_ce": 0.0}, "no_mlm": {"alpha_mlm": 0.0}, "no_cos": {"alpha_cos": 0.0},
-                 "random_init": {}}  # random_init: the triple loss on a randomly initialised student
+# Notebook 02's loss terms: name -> what it teaches. Each has its weight alpha_<name> in DistillConfig and its pure
+# function in kd.losses.TERMS; everything else (ablation rows, labels, logs, figures, the command's flags) follows.
+LOSS_TERMS = {"ce": "soft targets", "mlm": "masked LM", "cos": "cosine"}
+TEACHER_TERMS = ("ce", "cos")  # the terms that read the teacher
+# Notebook 02's runs, each a DistillConfig with some weights set to 0. ARMS: the triple loss and its control, the
+# same run without the teacher's terms. ABLATION_ROWS: each term removed in turn, and a random student
+ARMS = {"triple": {}, "mlm_only": {f"alpha_{t}": 0.0 for t in TEACHER_TERMS}}
+ABLATION_ROWS = {"triple": {}, **{f"no_{t}": {f"alpha_{t}": 0.0} for t in LOSS_TERMS}, "random_init": {}}
 
 
 def arm_config(cfg: DistillConfig, name: str) -> DistillConfig:

@@ -18,7 +18,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .config import PROFILES, get_profile
+from .config import LOSS_TERMS, PROFILES, get_profile
 from .records import Run, save_artifact
 
 CORPORA = ("wikitext2", "wikitext103")  # kd.data.DATASETS's masked-LM corpora; kd.data imports torch, --help needn't
@@ -42,9 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-split", help="held-out split for masked-token accuracy (default: mlm_eval_split)")
     loss = p.add_argument_group("the triple loss (default: the profile's distill, kd.DistillConfig)")
     loss.add_argument("--temperature", type=float, help="T of the soft targets")
-    loss.add_argument("--alpha-ce", type=float, help="weight of the soft-target KL")
-    loss.add_argument("--alpha-mlm", type=float, help="weight of the student's own masked-LM loss")
-    loss.add_argument("--alpha-cos", type=float, help="weight of the hidden-state cosine loss")
+    for term, what in LOSS_TERMS.items():  # --alpha-ce, --alpha-mlm, --alpha-cos: one flag per term
+        loss.add_argument(f"--alpha-{term}", type=float, help=f"weight of L_{term}, the {what} term")
     loss.add_argument("--masked-only", action="store_true", default=None,
                       help="soft targets and cosine on the masked tokens only")
     return p.parse_args(argv)
@@ -67,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
                  distill_accum=args.accum, distill_lr=args.lr, mlm_corpus=corpus,
                  mlm_train_split=args.train_split, mlm_eval_split=args.eval_split)
     profile = dataclasses.replace(get_profile(args.profile), **{k: v for k, v in flags.items() if v is not None})
-    loss = dict(temperature=args.temperature, alpha_ce=args.alpha_ce, alpha_mlm=args.alpha_mlm,
-                alpha_cos=args.alpha_cos, masked_only=args.masked_only)
+    loss = dict(temperature=args.temperature, masked_only=args.masked_only,
+                **{f"alpha_{t}": getattr(args, f"alpha_{t}") for t in LOSS_TERMS})
     cfg = dataclasses.replace(profile.distill, **{k: v for k, v in loss.items() if v is not None})
     torch.manual_seed(profile.seed)  # the same data order, masking and initialisation on every process
     run = Run(profile, "02_mlm_distillation", folder=args.out,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .figures_summary import (RecordLacks, _log_ticks, _styled, _subplots, accuracy_vs_latency,  # noqa: F401
                               accuracy_vs_size, retention)
+from .config import LOSS_TERMS
 from .labels import ABLATIONS, COLORS, METRICS, MODELS, REFERENCES, TASKS
 from .tables import TASK_IDS
 
@@ -81,15 +82,17 @@ def size(m01: dict):
 def loss_curves(m02: dict):
     """The weighted total and each term of the triple loss, unweighted, as logged."""
     c, w = m02["loss_curves"], m02["distill_config"]
-    total = f"total {w['alpha_ce']:g} L_ce + {w['alpha_mlm']:g} L_mlm + {w['alpha_cos']:g} L_cos"
-    fig, axes = _subplots(2, 2, figsize=(7.2, 5.6), sharex=True)
-    for ax, key, title, unit in zip(axes.flat, ["loss", "loss_ce", "loss_mlm", "loss_cos"],
-                                    [total, "L_ce: soft-target KL x T²", "L_mlm: masked-LM CE",
-                                     "L_cos: 1 - cos(h_s, h_t)"],
-                                    ["loss", "nats x T²", "nats", "1 - cos"]):
+    terms = [t for t in LOSS_TERMS if f"loss_{t}" in c]
+    total = "total " + " + ".join(f"{w[f'alpha_{t}']:g} L_{t}" for t in terms)
+    rows = (len(terms) + 2) // 2
+    fig, axes = _subplots(rows, 2, figsize=(7.2, 2.8 * rows), sharex=True, squeeze=False)
+    for ax, key, title in zip(axes.flat, ["loss", *(f"loss_{t}" for t in terms)],
+                              [total, *(f"L_{t}: {LOSS_TERMS[t]}" for t in terms)]):
         ax.plot(c["step"], c[key], color=COLORS["student_distilled"])
-        ax.set(title=title, ylabel=unit)
-    for ax in axes[1]:
+        ax.set(title=title, ylabel="loss (unweighted)" if key != "loss" else "loss")
+    for ax in axes.flat[1 + len(terms):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
         ax.set(xlabel="optimiser step")
     return fig
 

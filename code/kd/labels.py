@@ -5,6 +5,14 @@ map from id to what a reader sees. The notebooks, kd.tables, the report and the 
 renaming a model is one line here. Other people's numbers (papers, earlier projects) live here too, labelled as
 references wherever they appear. Nothing here imports torch.
 """
+from .config import LOSS_TERMS
+
+# Notebook 04's small students: kind -> what a reader sees (kd.students builds them), in every depth. A new kind is
+# one line here (and its branch in kd.students.SmallStudent); its ids, labels and colour follow.
+CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
+CLASSIC_DEPTHS = (1, 2)
+CLASSIC_IDS = {f"{kind}-{n}": (kind, n) for kind in CLASSIC_KINDS for n in CLASSIC_DEPTHS}  # id -> (kind, layers)
+_KIND_PALETTE = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#9467bd")  # by the kind's place
 
 MODELS = {
     "teacher": "teacher",
@@ -14,30 +22,20 @@ MODELS = {
     "student_task_kd": "student (distilled) + task KD",  # the paper's DistilBERT (D)
     "distilbert_released": "DistilBERT (released)",   # distilbert/distilbert-base-uncased, a reference row in t4
     "student_int8": "student (distilled), int8",      # notebook 05: dynamic int8 quantization
-    "bilstm-1": "BiLSTM, 1 layer", "bilstm-2": "BiLSTM, 2 layers",
-    "bigru-1": "BiGRU, 1 layer", "bigru-2": "BiGRU, 2 layers",
-    "attention-1": "Attention, 1 layer", "attention-2": "Attention, 2 layers",
-    "transformer-1": "Transformer, 1 layer", "transformer-2": "Transformer, 2 layers",
+    **{sid: f"{CLASSIC_KINDS[k]}, {n} layer{'s' if n > 1 else ''}" for sid, (k, n) in CLASSIC_IDS.items()},
 }
 COLORS = {  # one colour per model id in every figure of the course (kd.figures); matplotlib's tab10 where it can
     "teacher": "#222222", "student_distilled": "#1f77b4", "student_init": "#ff7f0e", "student_task_kd": "#2ca02c",
     "student_mlm": "#8c8c8c",
     "distilbert_released": "#9467bd", "student_int8": "#17becf", "student_full_copy": "#7f7f7f",
-    "bilstm-1": "#d62728", "bilstm-2": "#d62728", "bigru-1": "#8c564b", "bigru-2": "#8c564b",
-    "attention-1": "#e377c2", "attention-2": "#e377c2", "transformer-1": "#bcbd22", "transformer-2": "#bcbd22",
+    **{sid: _KIND_PALETTE[list(CLASSIC_KINDS).index(k) % len(_KIND_PALETTE)] for sid, (k, _) in CLASSIC_IDS.items()},
     "ablation_triple": "#1f77b4", "ablation_other": "#aec7e8",
 }
 # Figure text in points, on figures at most 7.2 in wide. In the report (text width 16.6 cm = 6.5 in, body 10.5 pt)
 # 16 pt prints at 14.5 pt or more; on the poster (columns of 9.6 in and more, body 26 pt) at 21 pt or more (82%)
 FIGURE_FONT = 16
-CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
-ABLATIONS = {  # notebook 02: the paper's Table 4 at our scale
-    "triple": "triple loss",
-    "no_ce": "− L_ce (no soft targets)",
-    "no_mlm": "− L_mlm",
-    "no_cos": "− L_cos",
-    "random_init": "random init",
-}
+ABLATIONS = {"triple": "triple loss",  # notebook 02: the paper's Table 4 at our scale (kd.ABLATION_ROWS)
+             **{f"no_{t}": f"− L_{t} (no {what})" for t, what in LOSS_TERMS.items()}, "random_init": "random init"}
 TASKS = {"cola": "CoLA", "mrpc": "MRPC", "imdb": "IMDb"}
 METRICS = {"matthews_correlation": "MCC", "f1_acc_mean": "(F1+acc)/2", "accuracy": "acc", "f1": "F1"}
 

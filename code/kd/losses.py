@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import DistillConfig, TaskKDConfig
+from .config import LOSS_TERMS, DistillConfig, TaskKDConfig
 
 
 def soft_target_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, mask: torch.Tensor,
@@ -72,16 +72,26 @@ def cosine_loss(hidden_s: torch.Tensor, hidden_t: torch.Tensor, mask: torch.Tens
     return (1 - F.cosine_similarity(hidden_s[mask].float(), hidden_t[mask].float(), dim=-1)).mean()
 
 
+# Each term of notebook 02's loss (kd.config.LOSS_TERMS) from (student outputs, teacher outputs, labels, the tokens
+# that count, config): a new term is a function here, its name in LOSS_TERMS and its alpha_<name> in DistillConfig
+TERMS = {
+    "ce": lambda s, t, labels, mask, cfg: soft_target_loss(s.logits, t.logits, mask, cfg.temperature),
+    "mlm": lambda s, t, labels, mask, cfg: masked_lm_loss(s.logits, labels),
+    "cos": lambda s, t, labels, mask, cfg: cosine_loss(s.hidden_states[-1], t.hidden_states[-1], mask),
+}
+assert set(TERMS) == set(LOSS_TERMS), "kd.losses.TERMS and kd.config.LOSS_TERMS name the same terms"
+
+
 def distillation_terms(out_s, out_t, labels: torch.Tensor, attention_mask: torch.Tensor, cfg: DistillConfig) -> dict:
-    """The three unweighted terms from student and teacher outputs (logits, hidden_states)."""
+    """Every unweighted term from student and teacher outputs (logits, hidden_states). labels: (batch, seq), -100 =
+    not masked; the soft targets and the cosine read every real token, or the masked ones only (cfg.masked_only)."""
     mask = labels != -100 if cfg.masked_only else attention_mask.bool()
-    return {"ce": soft_target_loss(out_s.logits, out_t.logits, mask, cfg.temperature),
-            "mlm": masked_lm_loss(out_s.logits, labels),
-            "cos": cosine_loss(out_s.hidden_states[-1], out_t.hidden_states[-1], mask)}
+    return {name: term(out_s, out_t, labels, mask, cfg) for name, term in TERMS.items()}
 
 
 def weighted_loss(terms: dict, cfg: DistillConfig) -> torch.Tensor:
-    return cfg.alpha_ce * terms["ce"] + cfg.alpha_mlm * terms["mlm"] + cfg.alpha_cos * terms["cos"]
+    """sum over the terms of alpha_<name> x term."""
+    return sum(getattr(cfg, f"alpha_{name}") * value for name, value in terms.items())
 
 
 def classic_kd_loss(logits_s: torch.Tensor, logits_t: torch.Tensor, labels: torch.Tensor,

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .labels import CLASSIC_KINDS
+
 
 
 class SmallStudent(torch.nn.Module):
@@ -15,7 +17,7 @@ class SmallStudent(torch.nn.Module):
     Padding never leaks in: the RNNs run on packed sequences, attention ignores padded keys, and pooling
     averages real tokens only. The attention-based kinds get learned position embeddings.
     """
-    KINDS = ("bilstm", "bigru", "attention", "transformer")
+    KINDS = tuple(CLASSIC_KINDS)  # kd.labels.CLASSIC_KINDS: one line there per kind, its branch here
 
     def __init__(self, kind: str, vocab_size: int, layers: int, dim: int, max_len: int, dropout: float = 0.2,
                  num_labels: int = 2, pad_id: int = 0, heads: int = 4, embeddings: torch.Tensor | None = None):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import transformers
 from transformers import BertForMaskedLM, Trainer, TrainingArguments
 
-from .config import DistillConfig, Profile
+from .config import LOSS_TERMS, DistillConfig, Profile
 from .data import mlm_collator
 from .losses import distillation_terms, weighted_loss
 from .measure import masked_lm_eval
@@ -254,7 +254,8 @@ def distillation_metrics(trainer: DistillationTrainer, heldout: dict, cfg: Disti
 
 
 def loss_history(log_history: list[dict]) -> dict[str, list]:
-    """Columns step, loss, loss_ce, loss_mlm, loss_cos from a Trainer's log history (training rows only)."""
+    """Columns step, loss and loss_<term> for each term of kd.config.LOSS_TERMS logged, from a Trainer's log history
+    (training rows only)."""
     rows = [r for r in log_history if "loss" in r and "step" in r]
-    keys = ["step"] + [k for k in ("loss", "loss_ce", "loss_mlm", "loss_cos") if rows and k in rows[0]]
+    keys = ["step"] + [k for k in ("loss", *(f"loss_{t}" for t in LOSS_TERMS)) if rows and k in rows[0]]
     return {k: [r[k] for r in rows] for k in keys}
