@@ -152,8 +152,9 @@ def test_short_training_lowers_the_loss_and_logs_every_term(setup, tmp_path):
     assert weighted_loss_on(student, teacher, batch, cfg) < 0.9 * before
     rows = [r for r in trainer.state.log_history if "loss" in r]
     assert len(rows) == 20  # logging_steps = 1
-    for r in rows:  # the logged total is the weighted sum of the logged (unweighted) terms
-        assert r["loss"] == pytest.approx(5 * r["loss_ce"] + 2 * r["loss_mlm"] + r["loss_cos"], rel=1e-3)
+    for r in rows:  # the logged total is the weighted sum of the logged (unweighted) terms, every term logged
+        assert r["loss"] == pytest.approx(sum(getattr(cfg, f"alpha_{t}") * r[f"loss_{t}"] for t in kd.config.LOSS_TERMS),
+                                          rel=1e-3)
     assert kd.loss_history(trainer.state.log_history)["step"] == list(range(1, 21))
 
 
