@@ -153,8 +153,8 @@ def test_short_training_lowers_the_loss_and_logs_every_term(setup, tmp_path):
     rows = [r for r in trainer.state.log_history if "loss" in r]
     assert len(rows) == 20  # logging_steps = 1
     for r in rows:  # the logged total is the weighted sum of the logged (unweighted) terms, every term logged
-        assert r["loss"] == pytest.approx(sum(getattr(cfg, f"alpha_{t}") * r[f"loss_{t}"] for t in kd.config.LOSS_TERMS),
-                                          rel=1e-3)
+        weighted = sum(getattr(cfg, f"alpha_{t}") * r[f"loss_{t}"] for t in kd.config.LOSS_TERMS)
+        assert r["loss"] == pytest.approx(weighted, rel=1e-3)
     assert kd.loss_history(trainer.state.log_history)["step"] == list(range(1, 21))
 
 
