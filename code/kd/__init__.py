@@ -19,6 +19,7 @@
     students   small BiLSTM / BiGRU / Attention / Transformer students: the model
     student_runs  notebook 04's runs: every student, mode and seed, several at once
     augment    Tang et al.'s augmented transfer set, the teacher's masked LM picking replacements
+    transfer   notebook 04's transfer set, built and labelled by the teacher in one place
     metrics    accuracy, F1, Matthews correlation as evaluate.Metric subclasses (offline)
     runtime    the notebooks' set-up: Colab's installs and Drive, versions against the tested range   no torch
     hub_check  every hub id a profile loads, resolved before the long runs (metadata only)
@@ -58,6 +59,7 @@ _LAZY = {
     "students": ["SmallStudent", "make_student", "projected_embeddings"],
     "student_runs": ["BF16_SLOWER", "student_precision", "train_students"],
     "augment": ["AugmentConfig", "augment_reviews"],
+    "transfer": ["CHOICES", "TransferKey", "classic_reviews", "transfer_set"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}

@@ -4,19 +4,17 @@ Run after notebook 04, in the profile it ran in (its artifacts: the IMDb teacher
 teacher logits). Notebook 04 distilled every student on its profile's transfer set (`classic_transfer`); this trains
 the students named on the command line again, distilled, on the other choice ("both" if the profile's is
 "unlabelled", else "unlabelled"), with the same seeds, steps and settings as the record, and prints each seed's
-accuracy beside the record's: the mean difference and its spread over seeds, a tie when inside the spread.
+accuracy beside the record's, and the difference by the course's one rule (kd.noise, paired by seed).
 
     KD_PROFILE=cpu python code/studies/study_transfer_set.py bilstm-1 attention-1 transformer-1
 
 An accuracy study, not a test: it trains (11 minutes for the three one-layer students above on 2 CPU cores, with
 the rewrites made and labelled).
 """
-import dataclasses
 import statistics
 import sys
 import time
 
-import datasets
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -38,28 +36,15 @@ def main(ids: list[str]) -> None:
     tokenizer = AutoTokenizer.from_pretrained(kd.saved_path(profile, "teacher-imdb"))
     L = record["max_len"]
 
-    def reviews(split, n):
-        return kd.encode(kd.noted_split(run, "imdb", split, n), tokenizer, ("text",), L)
-
-    train = reviews("train", profile.classic_train_rows)
-    transfer = reviews("unsupervised", profile.classic_transfer_rows)
-    test = reviews("test", profile.classic_eval_rows)
+    train, transfer, test = kd.classic_reviews(run, tokenizer, L)  # notebook 04's reviews
     teacher = kd.load_saved(profile, "teacher-imdb", AutoModelForSequenceClassification)
     augment, rewrites = kd.AugmentConfig(**record["transfer_set"]["augment"]), record["transfer_set"]["rewrites"]
-    cache = kd.logits_cache(profile, "teacher-imdb", len(train), len(transfer), L, choice, rewrites,
-                            *dataclasses.astuple(augment))  # notebook 04's labelling, read back where it is kept
-    start, pieces = time.perf_counter(), {"train": train, "transfer": transfer}
-    if other == "both":  # the rewrites, made as notebook 04 makes them
-        mlm, _ = kd.load_trained_teacher(profile)
-        pieces["augmented"] = kd.augment_reviews(train, mlm, tokenizer, augment, rewrites, profile.seed,
-                                                 L).remove_columns("source_row")
-    known = torch.load(cache) if cache.exists() else {}
-    logits = {k: known[k] if k in known else torch.tensor(kd.predict_logits(teacher, ds, tokenizer, profile))
-              for k, ds in pieces.items()}
-    print(f"{other}: {', '.join(f'{len(ds)} {k}' for k, ds in pieces.items())} rows; labelled "
-          f"{[k for k in pieces if k not in known]} in {time.perf_counter() - start:.0f} s", flush=True)
-    distill_set = datasets.concatenate_datasets([ds.add_column("teacher_logits", logits[k].tolist())
-                                                 for k, ds in pieces.items()])
+    mlm = kd.load_trained_teacher(profile)[0] if other != "unlabelled" else None  # proposes the rewrites' words
+    start = time.perf_counter()
+    built = kd.transfer_set(profile, other, train, transfer, test, teacher, mlm, tokenizer, augment, rewrites, L)
+    distill_set = built["distill_set"]  # the same function as notebook 04's, on the other choice
+    print(f"{other}: {len(distill_set)} rows ({built['record']}); labelled "
+          f"{'earlier (cached)' if built['cached'] else f'in {time.perf_counter() - start:.0f} s'}", flush=True)
     embeddings = None
     if record["init_from_teacher"]:  # the same projection as notebook 04's
         embeddings = kd.projected_embeddings(teacher.base_model.embeddings.word_embeddings.weight.detach(),
@@ -73,11 +58,10 @@ def main(ids: list[str]) -> None:
           f"{record['trainer_overrides']['max_steps']} steps; accuracy x100")
     for i in ids:
         ours, theirs = rows[i]["distilled_runs"], [r["accuracy"] for r in runs[i, other]]
-        diffs = [100 * (b - a) for a, b in zip(ours, theirs)]
-        mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+        verdict = kd.noise.compare([100 * b for b in theirs], [100 * a for a in ours], floor=100 / len(test))
         print(f"{i:14s} {choice} {100 * statistics.mean(ours):.1f} {[round(100 * a, 1) for a in ours]}  "
               f"{other} {100 * statistics.mean(theirs):.1f} {[round(100 * a, 1) for a in theirs]}  "
-              f"difference {mean:+.1f} ± {sd:.1f}{' (tie)' if abs(mean) <= sd else ''}")
+              f"difference {verdict}")
 
 
 if __name__ == "__main__":
