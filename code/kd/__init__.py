@@ -59,7 +59,7 @@ _LAZY = {
     "students": ["SmallStudent", "make_student", "projected_embeddings"],
     "student_runs": ["BF16_SLOWER", "student_precision", "train_students"],
     "augment": ["AugmentConfig", "augment_reviews"],
-    "transfer": ["CHOICES", "TransferKey", "classic_reviews", "transfer_set"],
+    "transfer": ["TRANSFER_CHOICES", "TransferKey", "classic_reviews", "transfer_set"],
     "metrics": ["Accuracy", "F1", "MatthewsCorrelation"],  # imports evaluate (seconds)
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}

@@ -78,18 +78,21 @@ def size(m01: dict):
 
 # --- notebook 02
 
+TERM_AXES = {"ce": ("L_ce: soft-target KL x T²", "nats x T²"), "mlm": ("L_mlm: masked-LM CE", "nats"),  # a new
+             "cos": ("L_cos: 1 - cos(h_s, h_t)", "1 - cos")}  # term without an entry: its LOSS_TERMS name, "loss"
+
 @_styled
 def loss_curves(m02: dict):
     """The weighted total and each term of the triple loss, unweighted, as logged."""
-    c, w = m02["loss_curves"], m02["distill_config"]
-    terms = [t for t in LOSS_TERMS if f"loss_{t}" in c]
+    c, w, terms = m02["loss_curves"], m02["distill_config"], list(LOSS_TERMS)
     total = "total " + " + ".join(f"{w[f'alpha_{t}']:g} L_{t}" for t in terms)
     rows = (len(terms) + 2) // 2
     fig, axes = _subplots(rows, 2, figsize=(7.2, 2.8 * rows), sharex=True, squeeze=False)
-    for ax, key, title in zip(axes.flat, ["loss", *(f"loss_{t}" for t in terms)],
-                              [total, *(f"L_{t}: {LOSS_TERMS[t]}" for t in terms)]):
+    for ax, key, (title, unit) in zip(axes.flat, ["loss", *(f"loss_{t}" for t in terms)],
+                                      [(total, "loss"), *(TERM_AXES.get(t, (f"L_{t}: {LOSS_TERMS[t]}", "loss"))
+                                                         for t in terms)]):
         ax.plot(c["step"], c[key], color=COLORS["student_distilled"])
-        ax.set(title=title, ylabel="loss (unweighted)" if key != "loss" else "loss")
+        ax.set(title=title, ylabel=unit)
     for ax in axes.flat[1 + len(terms):]:
         ax.set_visible(False)
     for ax in axes[-1]:

@@ -127,7 +127,8 @@ def measure(profile, run: Run, is_tiny: bool, deadline: float, scratch: Path, mi
 
     from .machine import precision
     from .models import RANDOM_MODELS, build_student, load_teacher, model_source, student_layer_ids
-    from .students import make_student, student_precision
+    from .student_runs import student_precision
+    from .students import make_student
     from .finetuning import finetune
     from .training import distill
 

@@ -12,7 +12,7 @@ from .config import LOSS_TERMS
 CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
 CLASSIC_DEPTHS = (1, 2)
 CLASSIC_IDS = {f"{kind}-{n}": (kind, n) for kind in CLASSIC_KINDS for n in CLASSIC_DEPTHS}  # id -> (kind, layers)
-_KIND_PALETTE = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#9467bd")  # by the kind's place
+_KIND_PALETTE = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#e7ba52", "#637939")  # by the kind's place
 
 MODELS = {
     "teacher": "teacher",

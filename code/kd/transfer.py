@@ -13,7 +13,7 @@ from .augment import AugmentConfig, augment_reviews
 from .finetuning import predict_logits
 from .records import logits_cache
 
-CHOICES = ("unlabelled", "augmented", "both")  # what joins the labelled reviews (Profile.classic_transfer)
+TRANSFER_CHOICES = ("unlabelled", "augmented", "both")  # what joins the labelled reviews (Profile.classic_transfer)
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,32 @@ def classic_reviews(run, tokenizer, max_len: int) -> tuple:
 
 
 def transfer_set(profile, choice: str, train: datasets.Dataset, transfer: datasets.Dataset, test: datasets.Dataset,
-                 teacher, mlm, tokenizer, augment: AugmentConfig, rewrites: int, max_len: int) -> dict:
-    """The distillation set for `choice` (CHOICES): labelled reviews keep their label, transfer reviews and rewrites
+                 teacher, mlm, tokenizer, augment: AugmentConfig, rewrites: int, max_len: int,
+                 labels_of: str | None = None) -> dict:
+    """The distillation set for `choice` (TRANSFER_CHOICES): labelled reviews keep their label, transfer reviews and rewrites
     get -1 (soft targets only), every row the teacher's logits (column teacher_logits). mlm: notebook 01's masked LM,
     which proposes the rewrites' words (only read when the choice has rewrites). Returns {"distill_set", "logits"
     (split -> (rows, classes)), "augmented" (the rewrites, or None), "cached" (the labels were read back), "record"
-    (what the record says of the set)}."""
-    if choice not in CHOICES:
-        raise ValueError(f"Unknown transfer set {choice!r}: choose one of {', '.join(CHOICES)} (classic_transfer).")
-    key = TransferKey(len(train), len(transfer), max_len, choice, rewrites, augment)
+    (what the record says of the set)}. labels_of: read the labels cached for another choice (the study of the other
+    transfer set reads notebook 04's), label only what that cache lacks, and write nothing."""
+    for c in (choice, labels_of or choice):
+        if c not in TRANSFER_CHOICES:
+            raise ValueError(f"Unknown transfer set {c!r}: choose one of {', '.join(TRANSFER_CHOICES)} "
+                             "(classic_transfer).")
+    key = TransferKey(len(train), len(transfer), max_len, labels_of or choice, rewrites, augment)
     cache = logits_cache(profile, "teacher-imdb", *key.parts())
     augmented = None
     if choice in ("augmented", "both"):
         augmented = augment_reviews(train, mlm, tokenizer, augment, rewrites, profile.seed, max_len)
         augmented = augmented.remove_columns("source_row")
-    cached = cache.exists()
-    if not cached:
-        splits = {"train": train, "transfer": transfer, "test": test, **({"augmented": augmented} if augmented else {})}
-        torch.save({k: torch.tensor(predict_logits(teacher, ds, tokenizer, profile)) for k, ds in splits.items()},
-                   cache)
-    logits = torch.load(cache)
+    splits = {"train": train, "transfer": transfer, "test": test,
+              **({"augmented": augmented} if augmented is not None else {})}
+    known = torch.load(cache) if cache.exists() else {}
+    cached = set(splits) <= set(known)
+    logits = {k: known[k] if k in known else torch.tensor(predict_logits(teacher, ds, tokenizer, profile))
+              for k, ds in splits.items()}
+    if not cache.exists() and labels_of in (None, choice):  # a choice's own labels, labelled once
+        torch.save(logits, cache)
     pieces = [train.add_column("teacher_logits", logits["train"].tolist())]
     if choice in ("unlabelled", "both"):
         pieces.append(transfer.add_column("teacher_logits", logits["transfer"].tolist()))

@@ -41,7 +41,8 @@ def main(ids: list[str]) -> None:
     augment, rewrites = kd.AugmentConfig(**record["transfer_set"]["augment"]), record["transfer_set"]["rewrites"]
     mlm = kd.load_trained_teacher(profile)[0] if other != "unlabelled" else None  # proposes the rewrites' words
     start = time.perf_counter()
-    built = kd.transfer_set(profile, other, train, transfer, test, teacher, mlm, tokenizer, augment, rewrites, L)
+    built = kd.transfer_set(profile, other, train, transfer, test, teacher, mlm, tokenizer, augment, rewrites, L,
+                            labels_of=choice)  # notebook 04's labels; the rewrites labelled here if it had none
     distill_set = built["distill_set"]  # the same function as notebook 04's, on the other choice
     print(f"{other}: {len(distill_set)} rows ({built['record']}); labelled "
           f"{'earlier (cached)' if built['cached'] else f'in {time.perf_counter() - start:.0f} s'}", flush=True)
@@ -58,7 +59,8 @@ def main(ids: list[str]) -> None:
           f"{record['trainer_overrides']['max_steps']} steps; accuracy x100")
     for i in ids:
         ours, theirs = rows[i]["distilled_runs"], [r["accuracy"] for r in runs[i, other]]
-        verdict = kd.noise.compare([100 * b for b in theirs], [100 * a for a in ours], floor=100 / len(test))
+        se = [100 * kd.noise.share_se(statistics.mean(x), len(test)) for x in (theirs, ours)]  # one seed: these
+        verdict = kd.noise.compare([100 * b for b in theirs], [100 * a for a in ours], *se, floor=100 / len(test))
         print(f"{i:14s} {choice} {100 * statistics.mean(ours):.1f} {[round(100 * a, 1) for a in ours]}  "
               f"{other} {100 * statistics.mean(theirs):.1f} {[round(100 * a, 1) for a in theirs]}  "
               f"difference {verdict}")
