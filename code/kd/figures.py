@@ -104,24 +104,27 @@ def loss_curves(m02: dict):
 def learning_curve(m02: dict):
     """Held-out masked-token accuracy and perplexity against tokens seen, for the triple loss and its control (the
     same run on the masked-LM loss alone): each seed a thin line, their mean a thick one; the teacher's level dashed."""
+    import matplotlib.ticker as ticker
+
     arms, per_step = m02["arms"], m02["tokens_seen"] / m02["steps"]  # tokens per optimiser step
-    fig, (acc, ppl) = _subplots(1, 2, figsize=(7.2, 3.8), sharex=True)
+    fig, (acc, ppl) = _subplots(1, 2, figsize=(7.2, 3.9), sharex=True)
     for arm, model in (("triple", "student_distilled"), ("mlm_only", "student_mlm")):
         curves = arms[arm]["curves"]
         steps = [p["step"] for p in curves[0]]
         for key, ax, scale in (("masked_acc", acc, 100), ("perplexity", ppl, 1)):
             for c in curves:
-                ax.plot([p["step"] * per_step / 1e6 for p in c], [scale * p[key] for p in c],
+                ax.plot([p["step"] * per_step / 1e3 for p in c], [scale * p[key] for p in c],
                         color=COLORS[model], lw=0.8, alpha=0.5)
             mean = [scale * sum(c[i][key] for c in curves) / len(curves) for i in range(len(steps))]
-            ax.plot([s * per_step / 1e6 for s in steps], mean, color=COLORS[model], lw=2.2, label=MODELS[model])
+            ax.plot([s * per_step / 1e3 for s in steps], mean, color=COLORS[model], lw=2.2, label=MODELS[model])
     for key, ax, scale in (("masked_acc", acc, 100), ("perplexity", ppl, 1)):
         ax.axhline(scale * m02[key]["teacher"], color=COLORS["teacher"], ls="--", lw=1.2, label=MODELS["teacher"])
-        ax.set(xlabel="tokens seen (millions)")
-    acc.set(ylabel="held-out masked-token acc. (%)")
-    ppl.set(ylabel="held-out perplexity (log)")
-    ppl.set_yscale("log")
-    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+        ax.set(xlabel="tokens seen (thousands)")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(3))
+    acc.set(ylabel="masked-token accuracy (%)")
+    ppl.set(ylabel="perplexity (log scale)")
+    _log_ticks(ppl.yaxis)
+    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncol=2)
     return fig
 
 

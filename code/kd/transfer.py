@@ -46,12 +46,13 @@ def classic_reviews(run, tokenizer, max_len: int) -> tuple:
 def transfer_set(profile, choice: str, train: datasets.Dataset, transfer: datasets.Dataset, test: datasets.Dataset,
                  teacher, mlm, tokenizer, augment: AugmentConfig, rewrites: int, max_len: int,
                  labels_of: str | None = None) -> dict:
-    """The distillation set for `choice` (TRANSFER_CHOICES): labelled reviews keep their label, transfer reviews and rewrites
-    get -1 (soft targets only), every row the teacher's logits (column teacher_logits). mlm: notebook 01's masked LM,
-    which proposes the rewrites' words (only read when the choice has rewrites). Returns {"distill_set", "logits"
-    (split -> (rows, classes)), "augmented" (the rewrites, or None), "cached" (the labels were read back), "record"
-    (what the record says of the set)}. labels_of: read the labels cached for another choice (the study of the other
-    transfer set reads notebook 04's), label only what that cache lacks, and write nothing."""
+    """The distillation set for `choice` (TRANSFER_CHOICES): labelled reviews keep their label, transfer reviews
+    and rewrites get -1 (soft targets only), every row the teacher's logits (column teacher_logits). mlm: notebook
+    01's masked LM, which proposes the rewrites' words (only read when the choice has rewrites). Returns
+    {"distill_set", "logits" (split -> (rows, classes)), "augmented" (the rewrites, or None), "cached" (the labels
+    were read back), "record" (what the record says of the set)}. labels_of: read the labels cached for another
+    choice (the study of the other transfer set reads notebook 04's), label only what that cache lacks, and write
+    nothing."""
     for c in (choice, labels_of or choice):
         if c not in TRANSFER_CHOICES:
             raise ValueError(f"Unknown transfer set {c!r}: choose one of {', '.join(TRANSFER_CHOICES)} "
