@@ -70,7 +70,7 @@ def main() -> None:
             student = type(student)(student.config)
         curve = kd.HeldOutCurve(eval_batches, every=every)
         t0 = time.time()
-        tr = kd.distill(student, teacher, tokenizer, blocks, profile, cfg, art / "arm", max_steps=steps,
+        tr = kd.distill(student, teacher, tokenizer, blocks, profile, cfg, art / key.replace("/", "-"), max_steps=steps,
                         minutes=60, final_checkpoint=False, seed=seed, callbacks=(curve,))
         save(key, {"curve": curve.points, "seconds": time.time() - t0,
                    "final_terms": {k: v[-1] for k, v in kd.loss_history(tr.state.log_history).items() if v}})
