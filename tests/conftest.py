@@ -44,6 +44,7 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_scratch, ignore_errors=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # the group marks are set before xdist reads them
 def pytest_collection_modifyitems(items):
     """`pytest -n 2 --dist loadgroup` (pytest-xdist) runs the tests on two workers. The notebooks under nbval hand
     each other their models through artifacts/, so they share one worker, in order; the long t4-shapes course
