@@ -55,3 +55,9 @@ def test_every_verdict_in_the_course_comes_from_kd_noise():
                                              kd.REPO / "poster" / "poster.typ"])
     assert "classic_gain_sd" not in typst and "2 * calc.max" not in typst
     assert "derived.classic_verdict" in typst and "derived.ablation_verdict" in typst
+
+
+def test_a_verdict_read_back_from_a_record_prints_as_it_did():
+    v = noise.paired([80.0, 81.0, 82.0], [79.0, 79.5, 80.0])
+    back = noise.Verdict.from_dict(v.as_dict())
+    assert back == v and str(back) == str(v)

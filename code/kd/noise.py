@@ -50,6 +50,11 @@ class Verdict:
     def as_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        """A verdict read back from a record (as_dict's output), to print as str() does."""
+        return cls(d["diff"], d["margin"], d["pairs"], d["rule"])
+
 
 def paired(a: list[float], b: list[float], floor: float = 0.0) -> Verdict:
     """a[i] and b[i] ran with the same seed (the caller keeps both in seed order). At least two pairs. floor: the
