@@ -34,9 +34,9 @@ NEEDS = kd.NOTEBOOKS  # the report quotes every notebook's record
 
 
 def load_records(results: Path, profile: str) -> dict[str, dict]:
-    """Every notebook's record in `results`, by notebook, read by kd.load_record (which says which notebook to run
-    when a record is missing, another profile's or of an older schema)."""
-    return {nb: kd.load_record(profile, nb, folder=results) for nb in NEEDS}
+    """Every notebook's record in `results`, by notebook, read by kd.load_chain (which says which notebook to run
+    when a record is missing, another profile's, of an older schema, or from other code or settings)."""
+    return kd.load_chain(profile, NEEDS, folder=results)
 
 
 def summary_tables(records: dict[str, dict]) -> dict[str, dict]:

@@ -32,17 +32,18 @@ import importlib
 
 from .config import (ABLATION_ROWS, ARMS, MINILM, PROFILES, REPO, SMOKE_DATA, TASK_KD_TASKS, TASKS, TINY_BERT,
                      DistillConfig, Profile, Task, TaskKDConfig, arm_config, get_profile)
-from .machine import cpu_bf16, precision, versions
+from .machine import code_version, cpu_bf16, precision, versions
 from .records import (ARTIFACTS, NOTEBOOKS, SCHEMA, Run, artifact_path, artifacts_dir, finetune_dir, fingerprint,
-                      load_record, logits_cache, load_saved, portable, results_dir, save_artifact, saved_path,
-                      summary_profile)
+                      check_chain, load_chain, load_record, logits_cache, load_saved, portable, results_dir,
+                      save_artifact, saved_path, summary_profile)
 from . import budget, figures, labels, lesson, noise, tables
 
 # What the heavy modules export, by module: kd.<name> imports its module on first use (PEP 562). Nothing else
 # resolves: a notebook imports torch, transformers and datasets from themselves, not through kd.
 _LAZY = {
     "data": ["DATASETS", "cached_blocks", "data_root", "encode", "fixed_masked_batches", "load_split", "mlm_blocks",
-             "mlm_collator", "mlm_corpus", "noted_split", "provenance", "random_subset", "task_data", "task_split"],
+             "mlm_collator", "mlm_corpus", "noted_split", "provenance", "random_subset", "student_text", "task_data",
+             "task_split"],
     "models": ["BERT_VOCAB", "RANDOM_MODELS", "build_student", "count_params", "fill_mask", "kept_in_place",
                "load_teacher", "load_trained_teacher", "masked_lm_logits", "model_source", "random_model",
                "serialized_mb", "student_layer_ids", "student_weight_map", "teacher_source", "trained_teacher_source"],
@@ -65,7 +66,8 @@ _LAZY = {
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __all__ = ["ABLATION_ROWS", "ARMS", "arm_config", "MINILM", "REPO", "SMOKE_DATA", "TASK_KD_TASKS", "TASKS",
            "TINY_BERT", "DistillConfig", "Profile", "PROFILES", "Task", "TaskKDConfig", "get_profile", "cpu_bf16",
-           "precision", "versions", "ARTIFACTS", "NOTEBOOKS", "SCHEMA", "Run", "artifact_path", "artifacts_dir",
+           "precision", "versions", "code_version", "check_chain", "load_chain", "ARTIFACTS", "NOTEBOOKS", "SCHEMA",
+           "Run", "artifact_path", "artifacts_dir",
            "finetune_dir", "fingerprint", "load_record", "logits_cache", "load_saved", "portable", "results_dir",
            "save_artifact", "saved_path", "summary_profile", "budget", "noise", "figures", "labels", "lesson",
            "tables", *_WHERE]

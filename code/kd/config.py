@@ -79,6 +79,8 @@ class Profile:
     # notebook 02: distillation
     distill: DistillConfig = DistillConfig()  # the triple loss: its temperature and weights (task_kd: notebooks 03-04)
     distill_steps: int = 100             # optimiser steps of each run of the triple loss and of its control
+    student_blocks: int | None = 256     # the student's text: the first blocks of the teacher's (None: all). An
+    # eighth, seen ~6 times: scarce text is where soft targets show (Hinton et al. 2015, sec. 4; MEASUREMENTS.md)
     distill_seeds: int = 2               # seeds of the triple loss and of its control, paired by seed (kd.noise)
     curve_points: int = 5                # held-out scores along each run, besides step 0: the learning curve
     distill_minutes: float = 25.0        # time budget: training stops cleanly (and saves) when reached
@@ -181,7 +183,8 @@ PROFILES = {
         block_size=256, eval_blocks=500, head_fit_steps=0, teacher_adapt_steps=0, latency_runs=30,
         # two arms (the triple loss and its control) of 900 steps x 128 blocks, one seed, and an ablation at half
         # that batch: notebook 02 fits one 2.5 h session at the budget's pessimistic end (kd.budget.T4_SHARE)
-        distill_steps=900, distill_seeds=1, distill_minutes=50.0, distill_batch=16, distill_accum=8, distill_lr=3e-4,
+        distill_steps=900, student_blocks=None, distill_seeds=1, distill_minutes=50.0, distill_batch=16,
+        distill_accum=8, distill_lr=3e-4,
         warmup_steps=60, checkpoint_minutes=20.0, ablation_steps=100, ablation_seeds=2, ablation_accum=4,
         logging_steps=25,
         task_sizes={}, max_len_cap=512, finetune_seeds=5, baseline_seeds=5, imdb_seeds=1, finetune_lr=None,
@@ -193,7 +196,8 @@ PROFILES = {
         name="smoke", teacher="tiny", data_root=str(SMOKE_DATA), student_layers=2,
         block_size=32, eval_blocks=8, head_fit_steps=5, teacher_adapt_steps=3, head_fit_batch=4, head_fit_lr=1e-2,
         latency_runs=3,
-        latency_seq_len=32, distill_steps=6, distill_minutes=2.0, distill_batch=4, distill_accum=1,
+        latency_seq_len=32, distill_steps=6, student_blocks=8, distill_minutes=2.0, distill_batch=4,
+        distill_accum=1,
         warmup_steps=1, checkpoint_minutes=1.0, ablation_steps=3, logging_steps=1,
         task_sizes={t: (48, 24, 1) for t in TASKS}, max_len_cap=64, finetune_seeds=2,
         baseline_seeds=1,

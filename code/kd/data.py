@@ -156,6 +156,19 @@ def mlm_corpus(run: Run, tokenizer) -> tuple[datasets.Dataset, datasets.Dataset,
     return blocks[p.mlm_train_split], blocks[p.mlm_eval_split], eval_batches
 
 
+def student_text(run: Run, blocks: datasets.Dataset) -> datasets.Dataset:
+    """Notebook 02's text for the student: the first `student_blocks` of the teacher's training blocks (all of them
+    if None), noted in the record. Fewer blocks than the teacher saw, seen several times: where the soft targets
+    have most to add (Hinton et al. 2015, sec. 4)."""
+    n, p = run.profile.student_blocks, run.profile
+    if n is not None and not 0 < n <= len(blocks):
+        raise ValueError(f"Profile {p.name!r} asks for student_blocks={n}, but the corpus has {len(blocks)} training "
+                         f"blocks: set student_blocks between 1 and {len(blocks)}, or None for all of them.")
+    chosen = blocks if n is None else blocks.select(range(n))
+    run.note_data(f"{p.mlm_corpus}/{p.mlm_train_split}", student_blocks=len(chosen))
+    return chosen
+
+
 # ----------------------------------------------------------------------------------------------
 # Fine-tuning tasks (notebooks 03-05)
 

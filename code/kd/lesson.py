@@ -185,3 +185,13 @@ def finetune_comparisons(scores: dict, headline: dict, rows: dict, majority: dic
                 out[task][name] = judge(runs[a], runs[b], *(_task_se(sum(runs[m]) / len(runs[m]), metric, n)
                                                               for m in (a, b)), floor=100 / n).as_dict()
     return out
+
+
+def teacher_imdb_accuracy(nb03: dict, profile) -> float | None:
+    """The IMDb teacher's test accuracy from notebook 03's record (the saved model, seed 0) when notebook 04 scores
+    the same reviews at the same length, so one quantity has one home; None when 04's reviews differ (t4: 512 tokens
+    in 03, classic_max_len in 04), and 04 measures the teacher at its own length."""
+    task, imdb = nb03["tasks"]["imdb"], nb03["scores"]["imdb"]["teacher"]
+    if (task["eval_rows"], task["max_len"]) != (profile.classic_eval_rows, profile.classic_max_len):
+        return None
+    return imdb["runs"][imdb["seeds"].index(0)]["accuracy"]

@@ -2,9 +2,12 @@
 notes. Nothing here imports torch at import time."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
+import subprocess
 import sys
+from pathlib import Path
 
 from .config import Profile
 
@@ -46,3 +49,23 @@ def versions() -> dict:
             "datasets": version("datasets"), "evaluate": version("evaluate"), "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "cpu_bf16": cpu_bf16()}
+
+
+def code_version() -> dict:
+    """Which code a run ran: the digest of the kd package's sources (what a chain's notebooks must share), and the
+    git commit of the checkout with whether it had uncommitted changes (None outside a git checkout)."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for f in sorted(here.glob("*.py")):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    return {"kd": digest.hexdigest()[:16], "commit": commit,
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .config import REPO, Profile
-from .machine import precision, versions
+from .machine import code_version, precision, versions
 
-SCHEMA = 3  # bump when the record layout changes; tests/test_records.py checks the committed records against it
+SCHEMA = 4  # bump when the record layout changes; tests/test_records.py checks the committed records against it
 NOTEBOOKS = ["01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb", "05_summary"]
 
 # Every model a notebook saves for a later one: name -> (the notebook that makes it, its folder in the artifacts
@@ -221,6 +221,7 @@ class Run:
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "wall_seconds": round(time.time() - self.started, 1),
                   "versions": {**versions(), "precision": precision(self.profile)},  # what the Trainers computed in
+                  "code": code_version(),  # which code ran: notebooks of one chain must share it (check_chain)
                   "data": self.data, "seeds": self.seeds, "settings": asdict(self.profile), "metrics": metrics}
         path = self.where() / f"{self.notebook}.json"
         path.write_text(json.dumps(record, indent=2, default=float) + "\n")
@@ -251,3 +252,40 @@ def load_record(profile: Profile | str, notebook: str, folder: Path | None = Non
         raise ValueError(f"{path} has record schema {record.get('schema')}, this code reads schema {SCHEMA}: "
                          f"run code/{notebook}.ipynb again in profile {name!r}.")
     return record
+
+
+def check_chain(records: dict[str, dict]) -> dict[str, dict]:
+    """Records of one chain (notebook -> record), returned as they are if they come from one run of the course: the
+    same profile, the same code (kd's digest) and the same settings. Otherwise an error naming the notebooks that
+    differ from the first and what to rerun: numbers from two versions of the course never meet in one table."""
+    first_nb, first = next(iter(records.items()))
+    for what, get in (("profile", lambda r: r.get("profile")), ("code (kd digest)", lambda r: r["code"]["kd"]),
+                      ("settings", lambda r: r.get("settings"))):
+        odd = [nb for nb, r in records.items() if get(r) != get(first)]
+        if odd:
+            keys = ""
+            if what == "settings":
+                keys = ", ".join(sorted(k for k in first["settings"] if any(
+                    records[nb]["settings"].get(k) != first["settings"][k] for nb in odd)))
+                keys = f" ({keys})"
+            raise ValueError(f"The records mix two runs of the course: {', '.join(odd)} differ from {first_nb} in "
+                             f"{what}{keys}. Rerun {', '.join(odd)} (or the whole chain from {first_nb}) with the "
+                             "code and profile you have now, in order.")
+    return records
+
+
+def load_chain(profile: Profile | str, notebooks=None, folder: Path | None = None,
+               running: Profile | None = None) -> dict[str, dict]:
+    """The records of `notebooks` (default: all five), each read by load_record, checked to be one chain; with
+    `running` (the notebook's own profile), also checked against the code and profile running now."""
+    records = {nb: load_record(profile, nb, folder) for nb in (notebooks or NOTEBOOKS)}
+    if running is not None:
+        now = {"profile": running.name, "code": code_version(),
+               "settings": json.loads(json.dumps(asdict(running), default=float))}  # as a record stores them
+        try:
+            check_chain({**records, "now": now})
+        except ValueError:
+            raise ValueError(f"{', '.join(records)} ran with other code or settings than this notebook runs now "
+                             f"(profile {running.name!r}, kd {now['code']['kd']}): rerun {', '.join(records)} in "
+                             "order first, with the code you have now.") from None
+    return check_chain(records)
