@@ -256,3 +256,17 @@ def test_a_learning_curve_scores_step_0_every_few_steps_and_the_end_and_survives
     kd.distill(kd.build_student(teacher, [0, 3]), teacher, tokenizer, blocks.select(range(8)), SMOKE,
                kd.DistillConfig(), tmp_path, max_steps=5, minutes=10, callbacks=(again,))
     assert again.points == curve.points
+
+
+def test_the_student_text_is_the_first_blocks_and_a_bad_count_names_the_fix():
+    import datasets
+
+    blocks = datasets.Dataset.from_dict({"input_ids": [[i] * 4 for i in range(10)]})
+    run = kd.Run(dataclasses.replace(kd.get_profile("smoke"), student_blocks=3), "02_mlm_distillation")
+    assert kd.student_text(run, blocks)["input_ids"] == [[0] * 4, [1] * 4, [2] * 4]
+    assert run.data["wikitext2/validation"]["student_blocks"] == 3
+    whole = kd.Run(dataclasses.replace(run.profile, student_blocks=None), "02_mlm_distillation")
+    assert len(kd.student_text(whole, blocks)) == 10
+    too_many = kd.Run(dataclasses.replace(run.profile, student_blocks=11), "02_mlm_distillation")
+    with pytest.raises(ValueError, match=r"student_blocks=11.*10 training blocks: set student_blocks between 1 and 10"):
+        kd.student_text(too_many, blocks)

@@ -81,15 +81,18 @@ def test_records_hold_no_paths_of_the_machine_that_ran_them(path):
 @pytest.mark.parametrize("path", RECORDS, ids=rid)
 def test_top_level(path):
     r = load(path)
-    assert set(r) == {"schema", "profile", "notebook", "finished_at", "wall_seconds", "versions", "data", "seeds",
-                      "settings", "metrics"}
-    assert r["schema"] == kd.SCHEMA == 3 and r["profile"] == path.parent.name and r["notebook"] == path.stem
+    assert set(r) == {"schema", "profile", "notebook", "finished_at", "wall_seconds", "versions", "code", "data",
+                      "seeds", "settings", "metrics"}
+    assert r["schema"] == kd.SCHEMA == 4 and r["profile"] == path.parent.name and r["notebook"] == path.stem
     assert path.stem in kd.NOTEBOOKS and path.parent.name in kd.PROFILES
     datetime.strptime(r["finished_at"], "%Y-%m-%dT%H:%M:%S%z")  # raises on another format
     assert number(r["wall_seconds"]) and r["wall_seconds"] > 0
     assert VERSIONS <= set(r["versions"]) and isinstance(r["versions"]["cpu_count"], int)
     assert r["versions"]["precision"] in ("fp32", "bf16", "fp16")  # what the Trainers computed in (kd.precision)
     assert isinstance(r["seeds"], dict) and isinstance(r["metrics"], dict)
+    code = r["code"]  # which code ran (kd.code_version): a 16-hex digest of kd, and the commit where there was one
+    assert set(code) == {"kd", "commit", "dirty"} and len(code["kd"]) == 16 and int(code["kd"], 16) >= 0
+    assert code["commit"] is None or (len(code["commit"]) == 40 and isinstance(code["dirty"], bool))
     for key, info in r["data"].items():
         dataset, split = key.split("/")  # "<dataset>/<split>": exactly one slash
         assert dataset and split and isinstance(info["source"], str) and isinstance(info["rows"], int), key
@@ -122,7 +125,7 @@ def check_01(m):
 
 def check_02(m):
     for key in ("masked_acc", "perplexity"):
-        assert set(m[key]) == {"teacher", "student_init", "student_distilled"}, key
+        assert set(m[key]) == {"teacher", "student_init", "student_distilled", "student_mlm"}, key
         assert all(number(v) for v in m[key].values())
     assert all(fraction(v) for v in m["masked_acc"].values())
     assert isinstance(m["eval_masked_tokens"], int) and isinstance(m["final_loss_terms"], dict)
@@ -132,6 +135,17 @@ def check_02(m):
     for key in ("steps", "tokens_seen"):
         assert isinstance(m[key], int), key
     assert isinstance(m["stopped_by_time_budget"], bool)
+    arms, n = m["arms"], m["eval_masked_tokens"]  # the triple loss and its no-teacher control, paired by seed
+    assert set(arms) == set(kd.ARMS) and arms["triple"]["seeds"] == arms["mlm_only"]["seeds"]
+    for arm, a in arms.items():
+        assert len(a["masked_acc"]) == len(a["perplexity"]) == len(a["curves"]) == len(a["seeds"]) > 0, arm
+        assert all(fraction(x) for x in a["masked_acc"]) and all(number(x) and x >= 1 for x in a["perplexity"])
+        for curve in a["curves"]:  # held-out scores along the run, from step 0 to the last step
+            assert curve[0]["step"] == 0 and curve[-1]["step"] == m["steps"] and len(curve) >= 2, arm
+            assert curve[-1]["masked_acc"] == pytest.approx(a["masked_acc"][a["curves"].index(curve)]), arm
+    assert arms["triple"]["masked_acc"][0] == m["masked_acc"]["student_distilled"]  # the first seed's is the model
+    assert arms["mlm_only"]["masked_acc"][0] == m["masked_acc"]["student_mlm"]       # saved for notebook 03
+    assert m["teacher_added"] == kd.lesson.teacher_added(arms, n)  # the record's verdicts are the one rule's
     ablation = m["ablation"]
     assert isinstance(ablation["steps"], int) and all(isinstance(s, int) for s in ablation["seeds"])
     assert set(ablation["masked_acc"]) <= set(ABLATIONS) and "triple" in ablation["masked_acc"]
@@ -168,6 +182,14 @@ def check_03(m):
         if "mean" in kept:
             assert kept["mean"] == (pytest.approx(statistics.mean(present)) if present else None), model
     assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
+    for task in TASK_IDS:  # the settings that ran, and every comparison of kd.lesson.PAIRS_03 under the one rule
+        assert {"lr", "epochs", "max_len", "train_rows", "eval_rows"} <= set(m["tasks"][task]), task
+        assert set(m["comparisons"][task]) == {"teacher_vs_majority", *kd.lesson.PAIRS_03}, task
+        for name, v in m["comparisons"][task].items():
+            assert kd.noise.Verdict.from_dict(v).verdict in ("gain", "loss", "tie"), (task, name)
+    for model in kd.config.FINETUNED:  # the paired models ran the same seeds on every task
+        for task in TASK_IDS:
+            assert m["scores"][task][model]["seeds"] == m["scores"][task]["teacher"]["seeds"], (task, model)
 
 
 def check_04(m):
@@ -198,6 +220,10 @@ def check_04(m):
     assert t["choice"] in ("unlabelled", "augmented", "both") and isinstance(t["augmented_rows"], int)
     assert (t["augmented_rows"] > 0) == (t["choice"] != "unlabelled")
     assert set(m["task_kd"]) == {f.name for f in dataclasses.fields(kd.TaskKDConfig)}
+    assert m["control_students"] and set(m["controls"]) == {*m["control_students"], "pooled"}
+    for row in m["table"]:  # the soft targets on the labelled reviews alone: exactly the control students
+        assert ("labelled_kd" in row) == (row["id"] in m["control_students"]), row["id"]
+    assert m["controls"] == kd.tables.classic_controls(m)  # the record's verdicts are the one rule's
 
 
 def check_05(m):
@@ -243,6 +269,13 @@ def test_summary_agrees_with_the_records_it_summarises(folder):
     assert summary["latency_seq_len"] == latency["seq_len"] and summary["latency_runs"] == latency["runs"]
     for row in summary["models"]:  # one CPU clock: 05's latencies are 04's
         assert row["cpu_latency_ms"] == latency["ms"][row["id"]], row["id"]
+
+
+@pytest.mark.parametrize("folder", PROFILE_DIRS, ids=lambda p: p.name)
+def test_the_committed_records_are_one_run_of_the_course(folder):
+    """One code version, profile and settings across the notebooks (kd.load_chain, as notebook 05 and the report)."""
+    present = [nb for nb in kd.NOTEBOOKS if (folder / f"{nb}.json").exists()]
+    assert kd.load_chain(folder.name, present, folder=folder)
 
 
 @pytest.mark.parametrize("folder", PROFILE_DIRS, ids=lambda p: p.name)
@@ -337,3 +370,62 @@ def test_the_t4_budget_counts_every_seed_and_the_rewrites_of_notebook_04():
     assert three - one == pytest.approx(2 * runs)
     plain = kd.budget.estimate(replace(t4, classic_transfer="unlabelled"))["04_classic_kd_imdb"]["hours"]
     assert kd.budget.estimate(t4)["04_classic_kd_imdb"]["hours"] > plain  # labelling the rewrites costs time
+
+
+def _chain(tmp_path, **changed):
+    """Records of notebooks 01-03 of one smoke run, then `changed` (notebook -> fields) written over them."""
+    profile = kd.get_profile("smoke")
+    now = {"code": kd.code_version(), "settings": json.loads(json.dumps(dataclasses.asdict(profile), default=float))}
+    for nb in kd.NOTEBOOKS[:3]:
+        _write(tmp_path, "smoke", nb, **{**now, **changed.get(nb, {})})
+    return profile
+
+
+def test_a_chain_of_records_from_one_code_and_profile_loads(monkeypatch, tmp_path):
+    monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
+    profile = _chain(tmp_path)
+    assert list(kd.load_chain(profile, kd.NOTEBOOKS[:3], running=profile)) == kd.NOTEBOOKS[:3]
+
+
+def test_a_chain_mixing_code_or_settings_is_refused_naming_the_notebooks(monkeypatch, tmp_path):
+    monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
+    other = {**kd.code_version(), "kd": "0" * 16}
+    _chain(tmp_path, **{"03_finetune_glue_imdb": {"code": other}})
+    with pytest.raises(ValueError, match=r"03_finetune_glue_imdb differ from 01_student_init in code.*Rerun "
+                                         r"03_finetune_glue_imdb"):
+        kd.load_chain("smoke", kd.NOTEBOOKS[:3])
+    settings = {**dataclasses.asdict(kd.get_profile("smoke")), "classic_steps": 1}
+    _chain(tmp_path, **{"02_mlm_distillation": {"settings": json.loads(json.dumps(settings, default=float))}})
+    with pytest.raises(ValueError, match=r"02_mlm_distillation differ from 01_student_init in settings "
+                                         r"\(classic_steps\)"):
+        kd.load_chain("smoke", kd.NOTEBOOKS[:3])
+
+
+def test_records_of_other_code_than_the_notebook_running_now_are_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
+    other = {**kd.code_version(), "kd": "0" * 16}
+    profile = _chain(tmp_path, **{nb: {"code": other} for nb in kd.NOTEBOOKS[:3]})
+    assert kd.load_chain(profile, kd.NOTEBOOKS[:3])  # one chain, of other code
+    with pytest.raises(ValueError, match=r"ran with other code or settings than this notebook runs now.*rerun "
+                                         r"01_student_init, 02_mlm_distillation, 03_finetune_glue_imdb in order"):
+        kd.load_chain(profile, kd.NOTEBOOKS[:3], running=profile)
+
+
+def test_the_code_version_is_the_digest_of_every_kd_source_and_the_commit():
+    import hashlib
+    import subprocess
+
+    digest = hashlib.sha256()
+    for f in sorted((kd.REPO / "code" / "kd").glob("*.py")):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    version = kd.code_version()
+    assert version["kd"] == digest.hexdigest()[:16]
+    head = subprocess.run(["git", "-C", str(kd.REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert version["commit"] == (head.stdout.strip() or None)
+
+
+def test_the_teacher_imdb_accuracy_has_one_home():
+    nb03 = {"tasks": {"imdb": {"eval_rows": 1000, "max_len": 128}},
+            "scores": {"imdb": {"teacher": {"seeds": [1, 0], "runs": [{"accuracy": 0.81}, {"accuracy": 0.83}]}}}}
+    assert kd.lesson.teacher_imdb_accuracy(nb03, kd.PROFILES["cpu"]) == 0.83  # seed 0: the model notebook 04 distils
+    assert kd.lesson.teacher_imdb_accuracy(nb03, kd.PROFILES["t4"]) is None  # other reviews and length: measured in 04
