@@ -68,6 +68,10 @@ def readme_results(records: dict[str, dict]) -> str:
              "not ours. One rule tells a gain or a loss from a tie (`kd.noise`): a difference counts when its 95% "
              "interval leaves zero out, paired over seeds where both arms ran the same seeds (Student's t), else "
              "against the standard error of the test set, sqrt(p(1 - p) / n) for an accuracy p on n items.",
+             "**What the teacher added** (each comparison against the same training without the teacher: same "
+             "start, data, seeds and steps; the difference is taken so that a gain favours the teacher; notebook 03 "
+             "notes the tasks whose teacher is not above the majority class, which cannot tell models apart):",
+             md["teacher"], f"![learning curve]({where}02_mlm_distillation_learning_curve.png)",
              "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
              "seeds, in brackets their range where there are several; retention is student / teacher, kept above "
              "the majority class is (student - majority) / (teacher - majority), noisy where the teacher is barely "
@@ -137,6 +141,10 @@ def build(profile: str = "cpu", out_dir: Path | None = None, png_dir: Path | Non
             pages = typst.compile(str(source), root=str(root), sys_inputs=inputs, format="png", ppi=60)
             for i, page in enumerate(pages if isinstance(pages, list) else [pages], 1):
                 (Path(png_dir) / f"{name}-{profile}-{i}.png").write_bytes(page)
+    if out_dir is None:  # the tables beside the records, as notebook 05 writes them, from today's kd.tables
+        tables = results / "05_summary_tables.md"
+        tables.write_text(kd.tables.tables_markdown(summary_tables(records), profile))
+        built["tables"] = tables
     if profile == README_PROFILE and out_dir is None:
         update_readme(records)
         built["README results"] = README

@@ -28,6 +28,66 @@ def test_report_and_poster_build_from_records(tmp_path):
     assert all(path.read_bytes().startswith(b"%PDF") for path in built.values())
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Both documents built once from the committed cpu records, and the tables they print (kd.tables)."""
+    out = tmp_path_factory.mktemp("built")
+    pdfs = build.build("cpu", out_dir=out, results=CPU_RESULTS)
+    return pdfs, build.summary_tables(build.load_records(CPU_RESULTS, "cpu"))
+
+
+def spans(pdf: Path) -> list[dict]:
+    """Every run of text in a PDF with its font size (PyMuPDF)."""
+    import pymupdf
+
+    with pymupdf.open(pdf) as doc:
+        return [span for page in doc for block in page.get_text("dict")["blocks"] for line in block.get("lines", [])
+                for span in line["spans"] if span["text"].strip()]
+
+
+def table_sizes(pdf: Path, tables: list[dict]) -> tuple[list[float], int]:
+    """The font sizes of the spans that print a number cell of these tables whole ("+0.3 ± 0.3", "85.5%": text that
+    only a table prints), and how many such cells there are."""
+    cells = {c.strip() for t in tables for row in t["rows"] for c in row if len(c.strip()) > 2 and any(
+        ch.isdigit() for ch in c)}  # not "2": a superscript in the text prints that too
+    found = [s["size"] for s in spans(pdf) if s["text"].strip() in cells]
+    return found, len(cells)
+
+
+def body_size(pdf: Path) -> float:
+    """The size most of a document's characters are set in."""
+    counts: dict[float, int] = {}
+    for s in spans(pdf):
+        counts[round(s["size"], 1)] = counts.get(round(s["size"], 1), 0) + len(s["text"])
+    return max(counts, key=counts.get)
+
+
+def test_every_table_on_the_poster_prints_at_the_body_size_or_larger(built):
+    pdfs, tables = built
+    body = body_size(pdfs["poster"])
+    shown = [tables[name] for name in ("teacher", "ablation", "retention", "classic")]
+    sizes, cells = table_sizes(pdfs["poster"], shown)
+    assert len(sizes) >= cells / 2, f"the poster's tables were not found in its text ({len(sizes)} of {cells})"
+    assert body >= 24 and min(sizes) >= body - 0.1, (body, sorted(sizes)[:5])
+
+
+def test_every_table_in_the_report_prints_at_9_pt_or_larger(built):
+    pdfs, tables = built
+    sizes, cells = table_sizes(pdfs["report"], list(tables.values()))
+    assert len(sizes) >= cells / 2, f"the report's tables were not found in its text ({len(sizes)} of {cells})"
+    assert min(sizes) >= 9 - 0.05, sorted(sizes)[:5]
+
+
+def test_no_figure_in_the_report_or_the_poster_is_a_bitmap(built):
+    """Figures go in as vector graphics (the SVG beside each PNG): sharp at any print size."""
+    import pymupdf
+
+    for name, pdf in built[0].items():
+        with pymupdf.open(pdf) as doc:
+            bitmaps = [(page.number + 1, image[7]) for page in doc for image in page.get_images(full=True)]
+        assert not bitmaps, f"{name}: bitmaps on pages {bitmaps}"
+
+
 def test_build_imports_no_torch(tmp_path):
     """report/build.py needs only kd's torch-free modules (config, records, labels, tables): building the documents
     on a machine without torch works, and is quick. A fresh interpreter, so no other test's import counts."""

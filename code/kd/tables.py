@@ -165,13 +165,50 @@ def ablation_verdicts(nb02: dict, key: str = "masked_acc") -> dict[str, Verdict]
 
 
 def ablation_table(nb02: dict) -> dict:
-    """Each row's mean over seeds and its standard deviation, and its difference from the triple loss with its 95%
-    interval and verdict, paired by seed (kd.noise)."""
-    ablation, verdicts = nb02["ablation"], ablation_verdicts(nb02)
-    return {"header": [f"ablation ({ablation['steps']} steps, {len(ablation['seeds'])} seeds)",
-                       "masked-token accuracy (mean ± sd)", "against the triple loss (points, kd.noise)"],
-            "rows": [[ABLATIONS[a], f"{pct(r['mean'])} ± {100 * r['std']:.1f}",
-                      str(verdicts[a]) if a in verdicts else ""] for a, r in ablation["masked_acc"].items()]}
+    """Each row's mean over seeds, and its difference from the triple loss with its 95% interval and verdict, paired
+    by seed (kd.noise), in held-out accuracy and in perplexity (a loss: the row does worse)."""
+    ablation, acc, ppl = nb02["ablation"], ablation_verdicts(nb02), ablation_verdicts(nb02, "perplexity")
+    return {"header": [f"ablation ({ablation['steps']} steps, {len(ablation['seeds'])} seeds)", "accuracy",
+                       "vs triple (points)", "perplexity", "vs triple"],
+            "rows": [[ABLATIONS[a], pct(r["mean"]), str(acc[a]) if a in acc else "",
+                      f"{ablation['perplexity'][a]['mean']:.1f}", str(ppl[a]) if a in ppl else ""]
+                     for a, r in ablation["masked_acc"].items()]}
+
+
+def teacher_verdicts(records: dict) -> list[tuple[str, str, str, Verdict]]:
+    """Every comparison of the course that isolates the teacher, read from the records (each judged by kd.noise
+    where it ran): (notebook, what, its control, verdict), the verdict's difference taken so that a gain favours
+    the teacher."""
+    m2, m3, m4 = (records[nb]["metrics"] for nb in ("02_mlm_distillation", "03_finetune_glue_imdb",
+                                                   "04_classic_kd_imdb"))
+    out = [("02", "masked LM, held-out accuracy (points)", "masked-LM loss alone",
+            Verdict.from_dict(m2["teacher_added"]["masked_acc"]))]
+    if m2["teacher_added"]["perplexity"]:
+        out.append(("02", "masked LM, held-out perplexity (lower by)", "masked-LM loss alone",
+                    Verdict.from_dict(m2["teacher_added"]["perplexity"])))
+    if "no_ce" in m2["ablation"]["masked_acc"]:
+        v = ablation_verdicts(m2)["no_ce"]  # row - triple: turned round, the soft targets' share of the triple loss
+        out.append(("02", f"ablation, soft targets ({m2['ablation']['steps']} steps, points)", "the triple loss "
+                    "without L_ce", Verdict(-v.diff, v.margin, v.pairs, v.rule)))
+    for task, c in m3["comparisons"].items():
+        blind = Verdict.from_dict(c["teacher_vs_majority"]).verdict != "gain"  # the task tells nothing apart
+        out.append(("03", f"fine-tuned on {TASKS[task]} ({METRICS[m3['headline_metric'][task]]})"
+                    + (": the teacher is not above the majority class" if blind else ""),
+                    "the masked-LM-only student", Verdict.from_dict(c["teacher_signal"])))
+    pooled = m4["controls"]["pooled"]
+    out += [("04", f"IMDb, all {len(m4['table'])} small students pooled (points)", "each trained alone",
+             classic_pooled(m4)),
+            ("04", "IMDb, the soft targets of the labelled reviews only (points)", "trained alone",
+             Verdict.from_dict(pooled["soft_targets_alone"]))]
+    return out
+
+
+def teacher_table(records: dict) -> dict:
+    """The course's headline: what the teacher added, against its control, by the one rule (teacher_verdicts)."""
+    return {"header": ["notebook", "with the teacher: what was compared", "control (no teacher)", "difference (95%)",
+                       "verdict"],
+            "rows": [[nb, what, control, f"{v.diff:+.1f} ± {v.margin:.1f}", v.verdict]
+                     for nb, what, control, v in teacher_verdicts(records)]}
 
 
 def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
@@ -180,14 +217,14 @@ def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
                               ("01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb"))
     profile = records["01_student_init"]["profile"]
     n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
-    return {"retention": retention_table(nb03), "size_speed": size_speed_table(nb05, profile),
+    return {"teacher": teacher_table(records), "retention": retention_table(nb03), "size_speed": size_speed_table(nb05, profile),
             "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"], n04),
             "mlm": mlm_table(nb02), "ablation": ablation_table(nb02)}
 
 
 def tables_markdown(tables: dict[str, dict], profile: str) -> str:
     """The file results/<profile>/05_summary_tables.md."""
-    return (f"<!-- written by code/05_summary.ipynb, profile {profile} -->\n\n"
+    return (f"<!-- written by code/05_summary.ipynb (and report/build.py), profile {profile} -->\n\n"
             + "\n".join(f"### {name}\n\n{markdown(table)}" for name, table in tables.items()))
 
 
@@ -210,7 +247,9 @@ def derived(records: dict) -> dict:
             "classic_pooled": classic_pooled(records["04_classic_kd_imdb"]["metrics"]).as_dict(),
             "ablation_verdict": {k: v.as_dict() for k, v in ablation_verdicts(acc).items()},
             "mlm_margin": margin(acc["masked_acc"]["teacher"], acc["masked_acc"]["student_distilled"], n02),
-            "imdb_rows": rows, "task_kd_margin": margin(imdb["student_task_kd"], imdb["student_distilled"], rows)}
+            "imdb_rows": rows, "task_kd_margin": margin(imdb["student_task_kd"], imdb["student_distilled"], rows),
+            "teacher": [{"notebook": nb, "what": what, "control": control, **v.as_dict()}
+                        for nb, what, control, v in teacher_verdicts(records)]}
 
 
 def typst_inputs(tables: dict[str, dict], records: dict) -> dict[str, str]:
