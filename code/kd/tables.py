@@ -217,8 +217,8 @@ def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
                               ("01_student_init", "02_mlm_distillation", "03_finetune_glue_imdb", "04_classic_kd_imdb"))
     profile = records["01_student_init"]["profile"]
     n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
-    return {"teacher": teacher_table(records), "retention": retention_table(nb03), "size_speed": size_speed_table(nb05, profile),
-            "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"], n04),
+    return {"teacher": teacher_table(records), "retention": retention_table(nb03),
+            "size_speed": size_speed_table(nb05, profile), "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"], n04),
             "mlm": mlm_table(nb02), "ablation": ablation_table(nb02)}
 
 
