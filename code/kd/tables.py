@@ -218,8 +218,9 @@ def summary_tables(records: dict, nb05: dict) -> dict[str, dict]:
     profile = records["01_student_init"]["profile"]
     n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
     return {"teacher": teacher_table(records), "retention": retention_table(nb03),
-            "size_speed": size_speed_table(nb05, profile), "models": models_table(nb05), "classic": classic_table(nb04, nb01["teacher_layers"], n04),
-            "mlm": mlm_table(nb02), "ablation": ablation_table(nb02)}
+            "size_speed": size_speed_table(nb05, profile), "models": models_table(nb05),
+            "classic": classic_table(nb04, nb01["teacher_layers"], n04), "mlm": mlm_table(nb02),
+            "ablation": ablation_table(nb02)}
 
 
 def tables_markdown(tables: dict[str, dict], profile: str) -> str:
