@@ -53,7 +53,8 @@ def versions() -> dict:
 
 def code_version() -> dict:
     """Which code a run ran: the digest of the kd package's sources (what a chain's notebooks must share), and the
-    git commit of the checkout with whether it had uncommitted changes (None outside a git checkout)."""
+    git commit of the checkout with whether code/ (the package and the notebooks) had uncommitted changes; None
+    outside a git checkout. results/ is left out: the notebooks themselves change it as they run."""
     here = Path(__file__).parent
     digest = hashlib.sha256()
     for f in sorted(here.glob("*.py")):
@@ -68,4 +69,4 @@ def code_version() -> dict:
 
     commit = git("rev-parse", "HEAD")
     return {"kd": digest.hexdigest()[:16], "commit": commit,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "..")) if commit else None}
