@@ -16,8 +16,8 @@ CLASSIC_IDS = {f"{kind}-{n}": (kind, n) for kind in CLASSIC_KINDS for n in CLASS
 # these or a grey. Yellow is left out: it does not show on white.
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
-_KIND_PALETTE = ("orange", "vermillion", "bluish green", "reddish purple")  # by the kind's place: none is the teacher's,
-# the distilled student's or int8's colour, which share their figures (accuracy against latency, against size)
+_KIND_PALETTE = ("orange", "vermillion", "bluish green", "reddish purple")  # by the kind's place: none is the
+# teacher's, the distilled student's or int8's colour, which share their figures (accuracy against latency, size)
 
 MODELS = {
     "teacher": "teacher",
