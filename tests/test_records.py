@@ -302,7 +302,7 @@ def test_summary_tables_build_from_the_cpu_records():
     folder = RESULTS / "cpu"
     records = {nb: load(folder / f"{nb}.json") for nb in kd.NOTEBOOKS}
     tables = kd.tables.summary_tables(records, records["05_summary"]["metrics"])
-    assert set(tables) == {"retention", "size_speed", "models", "classic", "mlm", "ablation"}
+    assert set(tables) == {"teacher", "retention", "size_speed", "models", "classic", "mlm", "ablation"}
     for name, table in tables.items():
         assert table["rows"], name
         for row in table["rows"]:

@@ -232,7 +232,8 @@ def tables_markdown(tables: dict[str, dict], profile: str) -> str:
 def derived(records: dict) -> dict:
     """What the report's sentences quote that no record holds, computed here from the records and the references:
     the paper's retention (a constant), each classic student's gain (distilled - single, points) and its verdict,
-    the gains pooled, the ablation rows' verdicts, and the noise margins of the teacher against the distilled student
+    the gains pooled, the ablation rows' verdicts (accuracy, perplexity), what the teacher added (teacher_verdicts),
+    and the noise margins of the teacher against the distilled student
     in masked LM and of task KD against none on IMDb (kd.noise, the one rule)."""
     table = records["04_classic_kd_imdb"]["metrics"]["table"]
     n04 = eval_rows(records["04_classic_kd_imdb"])["imdb"]
@@ -247,6 +248,7 @@ def derived(records: dict) -> dict:
             "classic_verdict": {k: v.as_dict() for k, v in gains.items()},
             "classic_pooled": classic_pooled(records["04_classic_kd_imdb"]["metrics"]).as_dict(),
             "ablation_verdict": {k: v.as_dict() for k, v in ablation_verdicts(acc).items()},
+            "ablation_perplexity": {k: v.as_dict() for k, v in ablation_verdicts(acc, "perplexity").items()},
             "mlm_margin": margin(acc["masked_acc"]["teacher"], acc["masked_acc"]["student_distilled"], n02),
             "imdb_rows": rows, "task_kd_margin": margin(imdb["student_task_kd"], imdb["student_distilled"], rows),
             "teacher": [{"notebook": nb, "what": what, "control": control, **v.as_dict()}
