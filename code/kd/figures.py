@@ -152,20 +152,36 @@ def temperature(m02: dict):
 
 @_styled
 def ablation(m02: dict):
-    """Each ablation row: the mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
+    """Each ablation row, in held-out accuracy and in perplexity (log scale: the random student's is far off): the
+    mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
+    from matplotlib.patches import Patch
+
     a = m02["ablation"]
     rows = list(a["masked_acc"])[::-1]
-    fig, ax = _subplots(figsize=(7.2, 4.4))
-    means = [100 * a["masked_acc"][r]["mean"] for r in rows]
-    ax.barh([ABLATIONS[r] for r in rows], means, xerr=[100 * a["masked_acc"][r]["std"] for r in rows],
-            color=[COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows],
-            label="mean over seeds ± sd")
-    for y, r in enumerate(rows):
-        runs = a["masked_acc"][r]["runs"]
-        ax.plot([100 * v for v in runs], [y] * len(runs), **SEED_DOTS, label="one seed" if y == 0 else None)
-    ax.set(xlabel="held-out masked-token accuracy (%)",
-           title=f"Ablation: {a['steps']} steps, {len(a['seeds'])} seeds")
-    _legend(fig)
+    panels = [("masked_acc", 100, "accuracy (%)")] + ([("perplexity", 1, "perplexity")] if "perplexity" in a else [])
+    fig, axes = _subplots(1, len(panels), figsize=(7.2, 4.4), sharey=True, squeeze=False)
+    colors = [COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows]
+    for ax, (key, scale, label) in zip(axes[0], panels):
+        means = [scale * a[key][r]["mean"] for r in rows]
+        if key == "masked_acc":
+            ax.barh([ABLATIONS[r] for r in rows], means, xerr=[scale * a[key][r]["std"] for r in rows], color=colors)
+        else:  # a dot per row, not a bar: its axis leaves out the random student's, which is printed instead
+            close = [v for r in rows if r != "random_init" for v in a[key][r]["runs"]]
+            hi = 1.08 * max(close)
+            ax.set_xlim(0.92 * min(close), hi)
+            for y, (r, m) in enumerate(zip(rows, means)):
+                if m > hi:
+                    ax.text(hi, y, f"{m:.0f} →", ha="right", va="center", color=colors[y])
+                else:
+                    ax.errorbar(m, y, xerr=a[key][r]["std"], fmt="s", color=colors[y], ms=9)
+        for y, r in enumerate(rows):
+            runs = [scale * v for v in a[key][r]["runs"] if key == "masked_acc" or v <= ax.get_xlim()[1]]
+            ax.plot(runs, [y] * len(runs), **SEED_DOTS, label="one seed" if y == 0 else None)
+        ax.set(xlabel=label)
+    fig.suptitle(f"Ablation, held-out: {a['steps']} steps, {len(a['seeds'])} seeds")
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    handles.append(Patch(color=COLORS["ablation_other"], label="mean over seeds ± sd"))
+    _legend(fig, handles, [h.get_label() for h in handles])
     return fig
 
 
