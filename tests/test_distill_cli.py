@@ -24,7 +24,7 @@ def env(tmp_path_factory):
     """The smoke teacher with a masked-LM head saved where the command looks for notebook 01's (no head fit needed)."""
     artifacts = tmp_path_factory.mktemp("artifacts")
     env = {**os.environ, "KD_ARTIFACTS_DIR": str(artifacts), "OMP_NUM_THREADS": "1"}
-    teacher, tokenizer, _ = kd.load_teacher(kd.teacher_source(SMOKE))
+    teacher, tokenizer, _ = kd.load_masked_lm(kd.teacher_source(SMOKE))
     teacher.save_pretrained(artifacts / "smoke" / "teacher-mlm")
     tokenizer.save_pretrained(artifacts / "smoke" / "teacher-mlm")
     return env

@@ -153,30 +153,30 @@ def test_shape_mismatch_is_an_error(tiny_teacher):
 
 
 def test_teacher_without_head_is_detected_and_explained():
-    _, _, head_missing = kd.load_teacher(kd.teacher_source(SMOKE))
+    _, _, head_missing = kd.load_masked_lm(kd.teacher_source(SMOKE))
     assert head_missing
 
 
 def test_later_notebooks_refuse_a_headless_teacher(monkeypatch, tmp_path):
     monkeypatch.setenv("KD_ARTIFACTS_DIR", str(tmp_path))
     with pytest.raises(RuntimeError, match="Run code/01_student_init.ipynb first"):
-        kd.load_trained_teacher(SMOKE)
+        kd.load_mlm_teacher(SMOKE)
 
 
 def test_later_notebooks_use_the_teacher_notebook_01_adapted(monkeypatch, tmp_path):
     """Notebook 03 fine-tunes the teacher the student was distilled from: the adapted one where 01 saved it."""
     monkeypatch.setenv("KD_ARTIFACTS_DIR", str(tmp_path))
-    assert kd.trained_teacher_source(SMOKE) == kd.teacher_source(SMOKE)  # none adapted (t4): the source itself
-    teacher, _, _ = kd.load_teacher(kd.teacher_source(SMOKE))
+    assert kd.mlm_teacher_source(SMOKE) == kd.teacher_source(SMOKE)  # none adapted (t4): the source itself
+    teacher, _, _ = kd.load_masked_lm(kd.teacher_source(SMOKE))
     teacher.save_pretrained(tmp_path / "smoke" / "teacher-mlm")
-    assert kd.trained_teacher_source(SMOKE) == str(tmp_path / "smoke" / "teacher-mlm")
+    assert kd.mlm_teacher_source(SMOKE) == str(tmp_path / "smoke" / "teacher-mlm")
 
 
 def test_non_bert_teacher_is_an_error(tmp_path):
     config = DistilBertConfig(vocab_size=50, dim=16, hidden_dim=32, n_layers=1, n_heads=2)
     DistilBertModel(config).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="must be a BERT"):
-        kd.load_teacher(str(tmp_path))
+        kd.load_masked_lm(str(tmp_path))
 
 
 def test_model_root_override(monkeypatch, tmp_path):

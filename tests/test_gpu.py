@@ -24,7 +24,7 @@ def random_ids(rows: int, length: int, seed: int = 0) -> list[list[int]]:
 @pytest.fixture(scope="module")
 def teacher():
     source = kd.model_source("random-bert-base", T4)  # bert-base-uncased's shapes, random weights: no download
-    model, tokenizer, head_missing = kd.load_teacher(source)
+    model, tokenizer, head_missing = kd.load_masked_lm(source)
     assert not head_missing
     return model, tokenizer, source
 

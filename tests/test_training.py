@@ -162,7 +162,7 @@ def mlm_data():
 def test_fit_mlm_head_trains_only_the_head(mlm_data, tmp_path):
     source, tokenizer, train, held_out = mlm_data
     torch.manual_seed(0)  # the missing head is initialised at random: the same head whatever ran before
-    teacher, _, head_missing = kd.load_teacher(source)
+    teacher, _, head_missing = kd.load_masked_lm(source)
     assert head_missing  # the smoke teacher, like the cpu one, ships without a masked-LM head
     dropouts = [m for m in teacher.modules() if isinstance(m, torch.nn.Dropout)]
     rates = [m.p for m in dropouts]
@@ -194,7 +194,7 @@ def test_fit_mlm_head_trains_only_the_head(mlm_data, tmp_path):
 def test_fit_mlm_head_whole_trains_every_weight(mlm_data, tmp_path):
     source, tokenizer, train, held_out = mlm_data
     torch.manual_seed(0)
-    teacher, _, _ = kd.load_teacher(source)
+    teacher, _, _ = kd.load_masked_lm(source)
     before = weights(teacher)
     profile = dataclasses.replace(SMOKE, teacher_adapt_steps=3, teacher_adapt_lr=1e-3, head_fit_batch=8)
     log = kd.fit_mlm_head(teacher, tokenizer, train, profile, tmp_path, whole=True)

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .data import DATASETS, mlm_corpus
     from .measure import masked_lm_eval
-    from .models import build_student, load_trained_teacher, student_layer_ids
+    from .models import build_student, load_mlm_teacher, student_layer_ids
     from .training import distill, distillation_metrics
 
     corpus = args.corpus
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     if torch.cuda.is_available():  # this process's GPU (torchrun and accelerate set LOCAL_RANK), not GPU 0 for all
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     main_process = int(os.environ.get("RANK", 0)) == 0
-    teacher, tokenizer = load_trained_teacher(profile)
+    teacher, tokenizer = load_mlm_teacher(profile)
     student = build_student(teacher, student_layer_ids(teacher.config.num_hidden_layers, profile.student_layers))
     train_blocks, _, eval_batches = mlm_corpus(run, tokenizer)
     before = masked_lm_eval(student, eval_batches) if main_process else None  # process 0 reports

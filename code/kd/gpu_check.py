@@ -126,7 +126,7 @@ def measure(profile, run: Run, is_tiny: bool, deadline: float, scratch: Path, mi
     from transformers import AutoModelForSequenceClassification
 
     from .machine import precision
-    from .models import RANDOM_MODELS, build_student, load_teacher, model_source, student_layer_ids
+    from .models import RANDOM_MODELS, build_student, load_masked_lm, model_source, student_layer_ids
     from .student_runs import student_precision
     from .students import make_student
     from .finetuning import finetune
@@ -136,7 +136,7 @@ def measure(profile, run: Run, is_tiny: bool, deadline: float, scratch: Path, mi
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
     teacher_id = profile.teacher if profile.teacher in RANDOM_MODELS else "random-bert-base"
     source = model_source(teacher_id, profile)
-    teacher, tokenizer, _ = load_teacher(source)
+    teacher, tokenizer, _ = load_masked_lm(source)
     run.note_data("weights", teacher=f"{teacher_id}: random weights at the profile's shapes (no download)")
     low = max(tokenizer.all_special_ids) + 1
 

@@ -14,7 +14,7 @@ from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, BertModel,
                           DistilBertForMaskedLM)
 
 from .config import MINILM, SMOKE_DATA, TINY_BERT, Profile
-from .records import ARTIFACTS, artifacts_dir, saved_path
+from .records import ARTIFACTS, artifacts_dir, load_saved, saved_path
 
 
 def model_source(model_id: str, profile: Profile | None = None) -> str:
@@ -59,11 +59,16 @@ def random_model(profile: Profile, model_id: str) -> str:
     return str(path)
 
 
+# The course's three teachers, one loader each: the pre-trained model as published (notebook 01:
+# load_masked_lm(teacher_source(profile))), the masked-LM teacher of notebooks 02-04 (load_mlm_teacher) and its IMDb
+# fine-tune, the teacher of notebooks 04-05 (load_imdb_teacher).
+
 def teacher_source(profile: Profile) -> str:
+    """Where the profile's pre-trained teacher is read from (model_source)."""
     return model_source(profile.teacher, profile)
 
 
-def load_teacher(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrainedTokenizerBase", bool]:
+def load_masked_lm(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrainedTokenizerBase", bool]:
     """(masked-LM teacher, tokenizer, head_missing). head_missing: the checkpoint had no cls.predictions weights."""
     config = transformers.AutoConfig.from_pretrained(source)
     if config.model_type != "bert":
@@ -75,7 +80,7 @@ def load_teacher(source: str) -> tuple[BertForMaskedLM, "transformers.PreTrained
     return model.eval(), AutoTokenizer.from_pretrained(source), head_missing
 
 
-def trained_teacher_source(profile: Profile) -> str:
+def mlm_teacher_source(profile: Profile) -> str:
     """The teacher of notebooks 02-04: notebook 01's adapted masked LM where it made one (cpu), else the source (t4)."""
     try:
         return str(saved_path(profile, "teacher-mlm"))
@@ -83,14 +88,19 @@ def trained_teacher_source(profile: Profile) -> str:
         return teacher_source(profile)
 
 
-def load_trained_teacher(profile: Profile):
+def load_mlm_teacher(profile: Profile):
     """The teacher with a trained masked-LM head: notebook 01's fitted one, or the source if it has a head."""
-    model, tokenizer, head_missing = load_teacher(trained_teacher_source(profile))
+    model, tokenizer, head_missing = load_masked_lm(mlm_teacher_source(profile))
     if head_missing:
         fitted = artifacts_dir(profile) / ARTIFACTS["teacher-mlm"][1]
         raise RuntimeError(f"The teacher {teacher_source(profile)} has no masked-LM head (cls.predictions.* absent)."
                            f" Run code/01_student_init.ipynb first: it fits one and saves it to {fitted}.")
     return model, tokenizer
+
+
+def load_imdb_teacher(profile: Profile):
+    """The teacher of notebooks 04-05: notebook 03's IMDb fine-tune of the masked-LM teacher (seed 0)."""
+    return load_saved(profile, "teacher-imdb", transformers.AutoModelForSequenceClassification)
 
 
 def student_layer_ids(n_teacher: int, k: int) -> list[int]:

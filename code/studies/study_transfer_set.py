@@ -16,7 +16,7 @@ import sys
 import time
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 import kd
 
@@ -37,9 +37,9 @@ def main(ids: list[str]) -> None:
     L = record["max_len"]
 
     train, transfer, test = kd.classic_reviews(run, tokenizer, L)  # notebook 04's reviews
-    teacher = kd.load_saved(profile, "teacher-imdb", AutoModelForSequenceClassification)
+    teacher = kd.load_imdb_teacher(profile)
     augment, rewrites = kd.AugmentConfig(**record["transfer_set"]["augment"]), record["transfer_set"]["rewrites"]
-    mlm = kd.load_trained_teacher(profile)[0] if other != "unlabelled" else None  # proposes the rewrites' words
+    mlm = kd.load_mlm_teacher(profile)[0] if other != "unlabelled" else None  # proposes the rewrites' words
     start = time.perf_counter()
     built = kd.transfer_set(profile, other, train, transfer, test, teacher, mlm, tokenizer, augment, rewrites, L,
                             labels_of=choice)  # notebook 04's labels; the rewrites labelled here if it had none

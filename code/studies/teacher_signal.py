@@ -44,10 +44,10 @@ def main() -> None:
     tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(kd.teacher_source(profile))
     train_blocks, _, eval_batches = kd.mlm_corpus(run, tokenizer)
     if (teacher_dir / "config.json").exists():
-        teacher, tokenizer, _ = kd.load_teacher(str(teacher_dir))
+        teacher, tokenizer, _ = kd.load_masked_lm(str(teacher_dir))
     else:
         torch.manual_seed(profile.seed)
-        teacher, tokenizer, _ = kd.load_teacher(kd.teacher_source(profile))
+        teacher, tokenizer, _ = kd.load_masked_lm(kd.teacher_source(profile))
         t0 = time.time()
         kd.fit_mlm_head(teacher, tokenizer, train_blocks, profile, art / "head")
         curve = kd.HeldOutCurve(eval_batches, every=max(1, args.adapt_steps // 6))
