@@ -2,8 +2,9 @@
 reads (the dict a notebook saves), so a notebook shows exactly what `redraw` draws again later from the committed
 records, in seconds, with no model and no training (`python report/build.py --figures`).
 
-One style for all: one colour per model id (kd.labels.COLORS), percentages on every score axis, and one font size,
-chosen so that figure text stays legible where the report and the poster print the figures (kd.labels.FIGURE_FONT).
+One style for all: one colour per model id (kd.labels.COLORS, colour-blind safe), percentages on every score axis,
+one legend per figure, off the data, and one font size, chosen so that figure text stays legible where the report
+and the poster print the figures (kd.labels.FIGURE_FONT); kd.figures_summary.text_problems says where it does not.
 Notebooks 04 and 05's figures and the shared style live in kd.figures_summary; every figure is reached from here.
 Nothing here imports torch.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .figures_summary import (RecordLacks, _log_ticks, _styled, _subplots, accuracy_vs_latency,  # noqa: F401
-                              accuracy_vs_size, retention)
+from .figures_summary import (SEED_DOTS, RecordLacks, _legend, _log_ticks, _model_rows, _named,  # noqa: F401
+                              _styled, _subplots, accuracy_vs_latency, accuracy_vs_size, retention, text_problems)
 from .config import LOSS_TERMS
 from .labels import ABLATIONS, COLORS, METRICS, MODELS, REFERENCES, TASKS
 from .tables import TASK_IDS
@@ -27,44 +28,45 @@ def head_fit(m01: dict):
     has its head)."""
     if not m01["head_fit_curves"]:
         return None
-    fig, ax = _subplots(figsize=(6.4, 3.4))
+    fig, ax = _subplots(figsize=(6.4, 4.2))
     offset = 0
     for stage, label, ls in (("head", "head only, encoder frozen", "-"), ("adapt", "every weight", "--")):
         curve = m01["head_fit_curves"][stage]  # both stages train the teacher: its colour, a line style each
         ax.plot([s + offset for s in curve["step"]], curve["loss"], ls, color=COLORS["teacher"], label=label)
         offset += curve["step"][-1] if curve["step"] else 0
-    ax.set(xlabel="optimiser step", ylabel="masked-LM loss (cross-entropy, nats)",
-           title="Making the teacher a masked LM")
-    ax.legend()
+    ax.set(xlabel="optimiser step", ylabel="masked-LM loss (nats)", title="Making the teacher a masked LM")
+    _legend(fig)
     return fig
 
 
 @_styled
 def equivalence(m01: dict):
     """Teacher logits against the all-layer copy's and the k-layer student's, and the largest difference per token."""
+    import matplotlib.ticker as ticker
+
     e = m01["equivalence"]
     fig, axes = _subplots(1, 2, figsize=(7.0, 4.2))
     names = {"full": f"all {m01['teacher_layers']} layers", "student": f"layers {m01['student_layers']}"}
     colors = {"full": COLORS["student_full_copy"], "student": COLORS["student_init"]}
-    for key, alpha in (("full", 1.0), ("student", 0.4)):
+    for key, alpha in (("full", 1.0), ("student", 0.4)):  # thousands of dots: pixels, even in the SVG
         axes[0].scatter(e["teacher_logits"], e[f"{key}_logits"], s=2, alpha=alpha, color=colors[key],
-                        label=names[key])
+                        label=names[key], rasterized=True)
+    axes[0].xaxis.set_major_locator(ticker.MaxNLocator(4, steps=[1, 2, 5, 10]))  # few ticks: a narrow panel
     axes[0].set(xlabel="teacher logit", ylabel="student logit",
                 title=f"Logits, {len(e['teacher_logits']):,} sampled")
     per_token = [[math.log10(max(v, 1e-9)) for v in e["max_diff_per_token"][k]] for k in ("full", "student")]
     axes[1].hist(per_token, bins=40, label=[names["full"], names["student"]], color=[colors["full"], colors["student"]])
     axes[1].axvline(math.log10(e["tolerance"]), color="k", ls="--", lw=1, label=f"tolerance {e['tolerance']:g}")
-    axes[1].set(xlabel="log10 max |logit difference|", ylabel="tokens",
-                title="The all-layer copy is exact")
+    axes[1].set(xlabel="log10 max |Δ logit|", ylabel="tokens", title="All-layer copy: exact")
     handles, labels = axes[1].get_legend_handles_labels()  # below the panels: nothing of the data hidden
-    fig.legend(handles, labels, loc="outside lower center", ncol=2)
+    _legend(fig, handles, labels)
     return fig
 
 
 @_styled
 def size(m01: dict):
     """Where the encoders' parameters are: embeddings against transformer layers."""
-    fig, ax = _subplots(figsize=(5.6, 4.6))
+    fig, ax = _subplots(figsize=(7.2, 4.6))
     ids = list(m01["params"])
     labels = [MODELS[i] for i in ids]
     emb = [m01["embedding_params"][i] / 1e6 for i in ids]
@@ -72,20 +74,20 @@ def size(m01: dict):
     ax.bar(labels, emb, color="0.75", label="embeddings")
     ax.bar(labels, layers, bottom=emb, color=[COLORS[i] for i in ids], label="transformer layers (colour: model)")
     ax.set(ylabel="parameters (millions)", title="Where the encoder's parameters are")
-    fig.legend(loc="outside lower center", ncol=2)  # layers: each model's colour
+    _legend(fig)  # layers: each model's colour
     return fig
 
 
 # --- notebook 02
 
-TERM_AXES = {"ce": ("L_ce: soft-target KL x T²", "nats x T²"), "mlm": ("L_mlm: masked-LM CE", "nats"),  # a new
-             "cos": ("L_cos: 1 - cos(h_s, h_t)", "1 - cos")}  # term without an entry: its LOSS_TERMS name, "loss"
+TERM_AXES = {"ce": ("L_ce: soft-target KL", "nats × T²"), "mlm": ("L_mlm: masked-LM CE", "nats"),  # a new term
+             "cos": ("L_cos: cosine", "1 − cos(h_s, h_t)")}  # without an entry: its LOSS_TERMS name, "loss"
 
 @_styled
 def loss_curves(m02: dict):
     """The weighted total and each term of the triple loss, unweighted, as logged."""
     c, w, terms = m02["loss_curves"], m02["distill_config"], list(LOSS_TERMS)
-    total = "total " + " + ".join(f"{w[f'alpha_{t}']:g} L_{t}" for t in terms)
+    total = "total:\n" + " + ".join(f"{w[f'alpha_{t}']:g} L_{t}" for t in terms)
     rows = (len(terms) + 2) // 2
     fig, axes = _subplots(rows, 2, figsize=(7.2, 2.8 * rows), sharex=True, squeeze=False)
     for ax, key, (title, unit) in zip(axes.flat, ["loss", *(f"loss_{t}" for t in terms)],
@@ -107,7 +109,7 @@ def learning_curve(m02: dict):
     import matplotlib.ticker as ticker
 
     arms, per_step = m02["arms"], m02["tokens_seen"] / m02["steps"]  # tokens per optimiser step
-    fig, (acc, ppl) = _subplots(1, 2, figsize=(7.2, 3.9), sharex=True)
+    fig, (acc, ppl) = _subplots(1, 2, figsize=(7.2, 4.8), sharex=True)
     for arm, model in (("triple", "student_distilled"), ("mlm_only", "student_mlm")):
         curves = arms[arm]["curves"]
         steps = [p["step"] for p in curves[0]]
@@ -119,12 +121,12 @@ def learning_curve(m02: dict):
             ax.plot([s * per_step / 1e3 for s in steps], mean, color=COLORS[model], lw=2.2, label=MODELS[model])
     for key, ax, scale in (("masked_acc", acc, 100), ("perplexity", ppl, 1)):
         ax.axhline(scale * m02[key]["teacher"], color=COLORS["teacher"], ls="--", lw=1.2, label=MODELS["teacher"])
-        ax.set(xlabel="tokens seen (thousands)")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(3))
     acc.set(ylabel="masked-token accuracy (%)")
     ppl.set(ylabel="perplexity (log scale)")
     _log_ticks(ppl.yaxis)
-    fig.legend(*acc.get_legend_handles_labels(), loc="outside lower center", ncol=2)
+    fig.supxlabel("tokens seen (thousands)")
+    _legend(fig, *acc.get_legend_handles_labels(), where="upper")
     return fig
 
 
@@ -140,30 +142,46 @@ def temperature(m02: dict):
     for i, T in enumerate(temps):
         ax.bar([x + (i - (len(temps) - 1) / 2) * width for x in range(n)], [100 * p for p in st["probs"][str(T)]],
                width, label=f"T = {T:g}", color=shade(i / max(1, len(temps) - 1)))
-    ax.set_xticks(range(n), st["words"], rotation=45, ha="right")
-    ax.set_yscale("log")  # at high T every word gets a little: only a log axis shows both ends
+    ax.set_xticks(range(n), st["words"], rotation=90)  # upright words would collide
+    _log_ticks(ax.yaxis)  # at high T every word gets a little: only a log axis shows both ends
     ax.set(xlabel="the teacher's likeliest words at T = 1", ylabel="teacher probability (%, log scale)",
-           title=f"Soft targets at one masked token (true word: {st['token']!r})")
-    fig.legend(loc="outside right center")
+           title=f"Soft targets where {st['token']!r} is masked")
+    _legend(fig, ncol=1, where="right")
     return fig
 
 
 @_styled
 def ablation(m02: dict):
-    """Each ablation row: the mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
+    """Each ablation row, in held-out accuracy and in perplexity (log scale: the random student's is far off): the
+    mean over seeds (bar), the spread (error bar: sd), each seed (dot)."""
+    from matplotlib.patches import Patch
+
     a = m02["ablation"]
     rows = list(a["masked_acc"])[::-1]
-    fig, ax = _subplots(figsize=(7.2, 4.4))
-    means = [100 * a["masked_acc"][r]["mean"] for r in rows]
-    ax.barh([ABLATIONS[r] for r in rows], means, xerr=[100 * a["masked_acc"][r]["std"] for r in rows],
-            color=[COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows],
-            label="mean over seeds ± sd")
-    for y, r in enumerate(rows):
-        runs = a["masked_acc"][r]["runs"]
-        ax.plot([100 * v for v in runs], [y] * len(runs), "k.", ms=5, label="one seed" if y == 0 else None)
-    ax.set(xlabel="held-out masked-token accuracy (%)",
-           title=f"Ablation: {a['steps']} steps, {len(a['seeds'])} seeds")
-    fig.legend(loc="outside lower center", ncol=2)
+    panels = [("masked_acc", 100, "accuracy (%)")] + ([("perplexity", 1, "perplexity")] if "perplexity" in a else [])
+    fig, axes = _subplots(1, len(panels), figsize=(7.2, 4.4), sharey=True, squeeze=False)
+    colors = [COLORS["ablation_triple"] if r == "triple" else COLORS["ablation_other"] for r in rows]
+    for ax, (key, scale, label) in zip(axes[0], panels):
+        means = [scale * a[key][r]["mean"] for r in rows]
+        if key == "masked_acc":
+            ax.barh([ABLATIONS[r] for r in rows], means, xerr=[scale * a[key][r]["std"] for r in rows], color=colors)
+        else:  # a dot per row, not a bar: its axis leaves out the random student's, which is printed instead
+            close = [v for r in rows if r != "random_init" for v in a[key][r]["runs"]]
+            hi = 1.08 * max(close)
+            ax.set_xlim(0.92 * min(close), hi)
+            for y, (r, m) in enumerate(zip(rows, means)):
+                if m > hi:
+                    ax.text(hi, y, f"{m:.0f} →", ha="right", va="center", color=colors[y])
+                else:
+                    ax.errorbar(m, y, xerr=a[key][r]["std"], fmt="s", color=colors[y], ms=9)
+        for y, r in enumerate(rows):
+            runs = [scale * v for v in a[key][r]["runs"] if key == "masked_acc" or v <= ax.get_xlim()[1]]
+            ax.plot(runs, [y] * len(runs), **SEED_DOTS, label="one seed" if y == 0 else None)
+        ax.set(xlabel=label)
+    fig.suptitle(f"Ablation, held-out: {a['steps']} steps, {len(a['seeds'])} seeds")
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    handles.append(Patch(color=COLORS["ablation_other"], label="mean over seeds ± sd"))
+    _legend(fig, handles, [h.get_label() for h in handles])
     return fig
 
 
@@ -172,31 +190,32 @@ def ablation(m02: dict):
 @_styled
 def comparison(m03: dict):
     """Per task: each model's median over seeds (bar) and each seed (dot), the paper's scores as references, and
-    the majority-class baseline where the record has it."""
-    ids, named = list(m03["models"]), set()
-    fig, axes = _subplots(1, len(TASK_IDS), figsize=(7.2, 7.4), sharey=True)
+    the majority-class and chance baselines where the record has them. Models down the side, named once."""
+    from matplotlib.patches import Patch
+
+    ids = list(m03["models"])
+    fig, axes = _subplots(1, len(TASK_IDS), figsize=(7.2, 3.6 + 0.6 * len(ids)), sharex=True, sharey=True)
     for ax, t in zip(axes, TASK_IDS):
-        scores = m03["scores"][t]
-        for i, m in enumerate(ids):
+        scores, metric = m03["scores"][t], m03["headline_metric"][t]
+        for y, m in enumerate(ids):
             if m not in scores:
-                ax.text(i, 2, "not run", rotation=90, ha="center", va="bottom", color="0.4")
+                ax.text(4, y, "not run", va="center", color="0.4")
                 continue
-            ax.bar(i, scores[m]["median"], color=COLORS[m], label=None if m in named else MODELS[m])
-            named.add(m)
-            ax.plot([i] * len(scores[m]["runs"]), [100 * r[m03["headline_metric"][t]] for r in scores[m]["runs"]],
-                    "k.", ms=5, label="one seed" if t == TASK_IDS[0] and i == 0 else None)
+            ax.barh(y, scores[m]["median"], color=COLORS[m])
+            ax.plot([100 * r[metric] for r in scores[m]["runs"]], [y] * len(scores[m]["runs"]), **SEED_DOTS,
+                    label="one seed")
+        if "baselines" in m03:  # before the references: the legend's columns pair short with long
+            for kind, label, ls in (("majority", "majority class", "-"), ("chance", "chance", "-.")):
+                ax.axvline(100 * m03["baselines"][t][kind][metric], color=COLORS["baseline"], lw=1.5, ls=ls,
+                           label=label)
         for ls, ref in zip(["--", ":"], ("BERT-base (paper)", "DistilBERT (paper)")):
-            ax.axhline(REFERENCES["paper_scores"][ref][t], color="0.4", ls=ls, lw=1,
-                       label=f"{ref}, reference" if t == TASK_IDS[0] else None)
-        if "baselines" in m03:
-            for kind, label, ls in (("majority", "majority class", "-"), ("chance", "chance (random answers)", "-.")):
-                ax.axhline(100 * m03["baselines"][t][kind][m03["headline_metric"][t]], color="C3", lw=1.2, ls=ls,
-                           label=label if t == TASK_IDS[0] else None)
-        ax.set_xticks([])
-        ax.set(title=f"{TASKS[t]}, {METRICS[m03['headline_metric'][t]]}", ylim=(0, 100), xlim=(-0.6, len(ids) - 0.4))
-    axes[0].set(ylabel="score × 100 (accuracy and F1 in %)")
-    fig.suptitle("Bars: the median over seeds; dots: each seed")
-    fig.legend(loc="outside lower center", ncol=1)
+            ax.axvline(REFERENCES["paper_scores"][ref][t], color="0.3", ls=ls, lw=1.5,
+                       label=f"{ref}, reference")
+        ax.set(title=f"{TASKS[t]}\n{METRICS[metric]}", xlim=(0, 100), xticks=[0, 50, 100])
+    _model_rows(axes[0], ids)
+    fig.supxlabel("score × 100 (accuracy and F1 in %)")
+    handles, labels = _named(fig)  # first, what a bar is: white, no model's colour
+    _legend(fig, [Patch(fc="w", ec="k"), *handles], ["median over seeds", *labels], where="upper")
     return fig
 
 # --- every figure, and who draws it from which records
@@ -220,9 +239,9 @@ NOTHING = "nothing to draw in this profile"
 
 
 def redraw(profile: str, folder: Path | None = None) -> dict[str, str]:
-    """Every figure of a profile drawn again from its records in results/<profile>/, written beside them (or to
-    `folder`). Returns figure file name -> "drawn", or why not (a record missing, or made before the figure's data
-    was recorded: then it names the notebook to run again; the figure already there is kept)."""
+    """Every figure of a profile drawn again from its records in results/<profile>/, written beside them as PNG and
+    SVG (or to `folder`; kd.Run.figure). Returns PNG file name -> "drawn", or why not (a record missing, or made
+    before the figure's data was recorded: then it names the notebook to run again; the figure there is kept)."""
     import matplotlib.pyplot as plt
 
     from .config import PROFILES

@@ -12,7 +12,12 @@ from .config import LOSS_TERMS
 CLASSIC_KINDS = {"bilstm": "BiLSTM", "bigru": "BiGRU", "attention": "Attention", "transformer": "Transformer"}
 CLASSIC_DEPTHS = (1, 2)
 CLASSIC_IDS = {f"{kind}-{n}": (kind, n) for kind in CLASSIC_KINDS for n in CLASSIC_DEPTHS}  # id -> (kind, layers)
-_KIND_PALETTE = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#e7ba52", "#637939")  # by the kind's place
+# Okabe & Ito's colour-blind-safe palette (https://jfly.uni-koeln.de/color/): every colour in the figures is one of
+# these or a grey. Yellow is left out: it does not show on white.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+_KIND_PALETTE = ("orange", "vermillion", "bluish green", "reddish purple")  # by the kind's place: none is the
+# teacher's, the distilled student's or int8's colour, which share their figures (accuracy against latency, size)
 
 MODELS = {
     "teacher": "teacher",
@@ -24,13 +29,19 @@ MODELS = {
     "student_int8": "student (distilled), int8",      # notebook 05: dynamic int8 quantization
     **{sid: f"{CLASSIC_KINDS[k]}, {n} layer{'s' if n > 1 else ''}" for sid, (k, n) in CLASSIC_IDS.items()},
 }
-COLORS = {  # one colour per model id in every figure of the course (kd.figures); matplotlib's tab10 where it can
-    "teacher": "#222222", "student_distilled": "#1f77b4", "student_init": "#ff7f0e", "student_task_kd": "#2ca02c",
-    "student_mlm": "#8c8c8c",
-    "distilbert_released": "#9467bd", "student_int8": "#17becf", "student_full_copy": "#7f7f7f",
-    **{sid: _KIND_PALETTE[list(CLASSIC_KINDS).index(k) % len(_KIND_PALETTE)] for sid, (k, _) in CLASSIC_IDS.items()},
-    "ablation_triple": "#1f77b4", "ablation_other": "#aec7e8",
+COLORS = {  # one colour per model id in every figure of the course (kd.figures); a kind of classic student, one
+    "teacher": "#000000", "student_distilled": OKABE_ITO["blue"], "student_init": OKABE_ITO["vermillion"],
+    "student_task_kd": OKABE_ITO["bluish green"], "student_mlm": "#999999",  # the control: grey
+    "distilbert_released": OKABE_ITO["reddish purple"], "student_int8": OKABE_ITO["sky blue"],  # a paler student
+    "student_full_copy": "#555555",
+    **{sid: OKABE_ITO[_KIND_PALETTE[list(CLASSIC_KINDS).index(k) % len(_KIND_PALETTE)]]
+       for sid, (k, _) in CLASSIC_IDS.items()},
+    "ablation_triple": OKABE_ITO["blue"], "ablation_other": "#BBBBBB", "baseline": OKABE_ITO["orange"],
 }
+# Markers: a classic student's depth is its shape, filled when distilled, hollow when trained alone; the
+# DistilBERT half's models in the same figures have shapes of their own
+DEPTH_MARKERS = {1: "o", 2: "s"}
+MARKERS = {"teacher": "*", "student_distilled": "D", "student_int8": "d"}
 # Figure text in points, on figures at most 7.2 in wide. In the report (text width 16.6 cm = 6.5 in, body 10.5 pt)
 # 16 pt prints at 14.5 pt or more; on the poster (columns of 9.6 in and more, body 26 pt) at 21 pt or more (82%)
 FIGURE_FONT = 16

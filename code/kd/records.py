@@ -206,8 +206,14 @@ class Run:
         self.data.setdefault(key, {}).update(info)
 
     def figure(self, fig, name: str) -> Path:
+        """The figure as PNG (notebooks, README) and beside it as SVG (the report and poster: vector, text as
+        paths, the same bytes for the same figure); returns the PNG's path."""
+        import matplotlib
+
         path = self.where() / f"{self.notebook}_{name}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
+        with matplotlib.rc_context({"svg.hashsalt": "kd"}):
+            fig.savefig(path.with_suffix(".svg"), bbox_inches="tight", metadata={"Date": None})
         return path
 
     def write_text(self, name: str, text: str) -> Path:
