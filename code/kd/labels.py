@@ -21,7 +21,7 @@ _KIND_PALETTE = ("orange", "vermillion", "bluish green", "reddish purple")  # by
 
 MODELS = {
     "teacher": "teacher",
-    "student_init": "student (no distillation)",      # notebook 01's copy of every other layer
+    "student_init": "student (copied layers only)",   # notebook 01's copy of every other layer, never trained
     "student_distilled": "student (distilled)",       # notebook 02's student
     "student_mlm": "student (masked LM only)",        # notebook 02's control: the same run without the teacher
     "student_task_kd": "student (distilled) + task KD",  # the paper's DistilBERT (D)

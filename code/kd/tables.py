@@ -186,10 +186,13 @@ def teacher_verdicts(records: dict) -> list[tuple[str, str, str, Verdict]]:
     if m2["teacher_added"]["perplexity"]:
         out.append(("02", "masked LM, held-out perplexity (lower by)", "masked-LM loss alone",
                     Verdict.from_dict(m2["teacher_added"]["perplexity"])))
-    if "no_ce" in m2["ablation"]["masked_acc"]:
-        v = ablation_verdicts(m2)["no_ce"]  # row - triple: turned round, the soft targets' share of the triple loss
-        out.append(("02", f"ablation, soft targets ({m2['ablation']['steps']} steps, points)", "the triple loss "
-                    "without L_ce", Verdict(-v.diff, v.margin, v.pairs, v.rule)))
+    if "no_ce" in m2["ablation"]["masked_acc"]:  # turned round: what the soft targets add to the other two terms
+        steps = m2["ablation"]["steps"]
+        for key, what in (("masked_acc", "accuracy (points)"), ("perplexity", "perplexity (lower by)")):
+            if key in m2["ablation"]:
+                v = ablation_verdicts(m2, key)["no_ce"]
+                out.append(("02", f"ablation ({steps} steps), soft targets: {what}", "the triple loss without L_ce",
+                            Verdict(-v.diff, v.margin, v.pairs, v.rule)))
     for task, c in m3["comparisons"].items():
         blind = Verdict.from_dict(c["teacher_vs_majority"]).verdict != "gain"  # the task tells nothing apart
         out.append(("03", f"fine-tuned on {TASKS[task]} ({METRICS[m3['headline_metric'][task]]})"
