@@ -45,7 +45,7 @@ class Verdict:
         return "gain" if self.diff > self.margin else "loss" if self.diff < -self.margin else "tie"
 
     def __str__(self) -> str:
-        return f"{self.diff:+.1f} ± {self.margin:.1f} ({self.verdict})"
+        return f"{round(self.diff, 1) + 0.0:+.1f} ± {self.margin:.1f} ({self.verdict})"  # + 0.0: no "-0.0"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}
