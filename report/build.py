@@ -73,7 +73,7 @@ def readme_results(records: dict[str, dict]) -> str:
              "notes the tasks whose teacher is not above the majority class, which cannot tell models apart):",
              md["teacher"], f"![learning curve]({where}02_mlm_distillation_learning_curve.png)",
              "**How much of the teacher the student keeps** (fine-tuned scores x100, notebook 03: the median over "
-             "seeds, in brackets their range where there are several; retention is student / teacher, kept above "
+             "seeds, in brackets their range where there are several; retention is student / teacher, above "
              "the majority class is (student - majority) / (teacher - majority), noisy where the teacher is barely "
              "above the majority class, as on MRPC):", md["retention"],
              f"![retention]({where}05_summary_retention.png)",

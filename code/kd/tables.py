@@ -51,7 +51,7 @@ def retention_table(nb03: dict) -> dict:
     scores, headline = nb03["scores"], nb03["headline_metric"]
     above = nb03["retention_above_majority"]
     header = ["model", *(f"{TASKS[t]} ({METRICS[headline[t]]})" for t in TASK_IDS), "retention (mean)",
-              "kept above the majority class (mean)"]
+              "above majority (mean)"]
     rows = [[MODELS[m], *(_median_range(scores[t][m]) if m in scores[t] else "–" for t in TASK_IDS),
              "" if m == "teacher" else _kept(nb03["retention"][m]),
              "" if m == "teacher" else _kept(above[m])] for m in nb03["models"]]
