@@ -429,3 +429,11 @@ def test_the_teacher_imdb_accuracy_has_one_home():
             "scores": {"imdb": {"teacher": {"seeds": [1, 0], "runs": [{"accuracy": 0.81}, {"accuracy": 0.83}]}}}}
     assert kd.lesson.teacher_imdb_accuracy(nb03, kd.PROFILES["cpu"]) == 0.83  # seed 0: the model notebook 04 distils
     assert kd.lesson.teacher_imdb_accuracy(nb03, kd.PROFILES["t4"]) is None  # other reviews and length: measured in 04
+
+
+def test_a_mixed_chain_is_named_as_mixed_when_the_notebook_also_checks_its_own_code(monkeypatch, tmp_path):
+    monkeypatch.setenv("KD_RESULTS_DIR", str(tmp_path))
+    other = {**kd.code_version(), "kd": "0" * 16}
+    profile = _chain(tmp_path, **{"02_mlm_distillation": {"code": other}})
+    with pytest.raises(ValueError, match=r"02_mlm_distillation differ from 01_student_init in code"):
+        kd.load_chain(profile, kd.NOTEBOOKS[:3], running=profile)

@@ -44,8 +44,13 @@ class Verdict:
     def verdict(self) -> str:
         return "gain" if self.diff > self.margin else "loss" if self.diff < -self.margin else "tie"
 
+    @property
+    def interval(self) -> str:
+        """The difference and its 95% half-width, as the tables print them: "+0.4 ± 1.2"."""
+        return f"{round(self.diff, 1) + 0.0:+.1f} ± {self.margin:.1f}"  # + 0.0: no "-0.0"
+
     def __str__(self) -> str:
-        return f"{round(self.diff, 1) + 0.0:+.1f} ± {self.margin:.1f} ({self.verdict})"  # + 0.0: no "-0.0"
+        return f"{self.interval} ({self.verdict})"
 
     def as_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict}

@@ -284,8 +284,8 @@ def load_chain(profile: Profile | str, notebooks=None, folder: Path | None = Non
                running: Profile | None = None) -> dict[str, dict]:
     """The records of `notebooks` (default: all five), each read by load_record, checked to be one chain; with
     `running` (the notebook's own profile), also checked against the code and profile running now."""
-    records = {nb: load_record(profile, nb, folder) for nb in (notebooks or NOTEBOOKS)}
-    if running is not None:
+    records = check_chain({nb: load_record(profile, nb, folder) for nb in (notebooks or NOTEBOOKS)})
+    if running is not None:  # one chain; now, is it the chain of the code running now?
         now = {"profile": running.name, "code": code_version(),
                "settings": json.loads(json.dumps(asdict(running), default=float))}  # as a record stores them
         try:
@@ -294,4 +294,4 @@ def load_chain(profile: Profile | str, notebooks=None, folder: Path | None = Non
             raise ValueError(f"{', '.join(records)} ran with other code or settings than this notebook runs now "
                              f"(profile {running.name!r}, kd {now['code']['kd']}): rerun {', '.join(records)} in "
                              "order first, with the code you have now.") from None
-    return check_chain(records)
+    return records

@@ -210,7 +210,7 @@ def teacher_table(records: dict) -> dict:
     """The course's headline: what the teacher added, against its control, by the one rule (teacher_verdicts)."""
     return {"header": ["notebook", "with the teacher: what was compared", "control (no teacher)", "difference (95%)",
                        "verdict"],
-            "rows": [[nb, what, control, str(v).rsplit(" (", 1)[0], v.verdict]
+            "rows": [[nb, what, control, v.interval, v.verdict]
                      for nb, what, control, v in teacher_verdicts(records)]}
 
 
