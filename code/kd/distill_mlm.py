@@ -81,15 +81,17 @@ def main(argv: list[str] | None = None) -> None:
     before = masked_lm_eval(student, eval_batches) if main_process else None  # process 0 reports
     trainer = distill(student, teacher, tokenizer, train_blocks, profile, cfg, args.out / "checkpoints",
                       max_steps=profile.distill_steps, minutes=profile.distill_minutes)
-    if not trainer.is_world_process_zero():
-        return
-    save_artifact(profile, "student-distilled", student, tokenizer, root=args.out)
-    heldout = {"teacher": masked_lm_eval(teacher, eval_batches), "student_init": before,
-               "student_distilled": masked_lm_eval(student, eval_batches)}
-    metrics = distillation_metrics(trainer, heldout, cfg, profile.block_size)
-    print(f"{metrics['steps']} steps on {metrics['processes']} process(es), {metrics['blocks_per_step']} blocks "
-          f"per step; masked-token accuracy {before['masked_acc']:.4f} -> "
-          f"{metrics['masked_acc']['student_distilled']:.4f}; record: {run.save(metrics)}")
+    if trainer.is_world_process_zero():
+        save_artifact(profile, "student-distilled", student, tokenizer, root=args.out)
+        heldout = {"teacher": masked_lm_eval(teacher, eval_batches), "student_init": before,
+                   "student_distilled": masked_lm_eval(student, eval_batches)}
+        metrics = distillation_metrics(trainer, heldout, cfg, profile.block_size)
+        print(f"{metrics['steps']} steps on {metrics['processes']} process(es), {metrics['blocks_per_step']} blocks "
+              f"per step; masked-token accuracy {before['masked_acc']:.4f} -> "
+              f"{metrics['masked_acc']['student_distilled']:.4f}; record: {run.save(metrics)}")
+    if torch.distributed.is_initialized():  # every process closes its process group before it exits: one that exits
+        torch.distributed.barrier()  # with gloo's threads still up can abort (SIGABRT, "terminate called without an
+        torch.distributed.destroy_process_group()  # active exception"; pytorch/pytorch#190489)
 
 
 if __name__ == "__main__":
