@@ -78,6 +78,33 @@ def test_every_table_in_the_report_prints_at_9_pt_or_larger(built):
     assert min(sizes) >= 9 - 0.05, sorted(sizes)[:5]
 
 
+def header_lines(pdf: Path, size: float) -> list[tuple[int, int]]:
+    """(page, lines) of every table header: the bold text set at a table's size, in bands of lines 14 pt apart or
+    closer (a header's own lines; the next table's header is further down)."""
+    import pymupdf
+
+    out = []
+    with pymupdf.open(pdf) as doc:
+        for page in doc:
+            ys = sorted({round(s["bbox"][1]) for b in page.get_text("dict")["blocks"] for line in b.get("lines", [])
+                         for s in line["spans"] if s["text"].strip() and "Bold" in s["font"]
+                         and abs(s["size"] - size) < 0.3})
+            bands = []
+            for y in ys:
+                if bands and y - bands[-1][-1] <= 14:
+                    bands[-1].append(y)
+                else:
+                    bands.append([y])
+            out += [(page.number + 1, len(band)) for band in bands]
+    return out
+
+
+def test_every_table_header_in_the_report_takes_two_lines_at_most(built):
+    headers = header_lines(built[0]["report"], 9.0)
+    assert len(headers) >= 5, f"the report's table headers were not found: {headers}"
+    assert all(lines <= 2 for _, lines in headers), f"(page, lines) of each header: {headers}"
+
+
 def test_no_figure_in_the_report_or_the_poster_is_a_bitmap(built):
     """Figures go in as vector graphics (the SVG beside each PNG): sharp at any print size."""
     import pymupdf
