@@ -36,13 +36,18 @@ def built(tmp_path_factory):
     return pdfs, build.summary_tables(build.load_records(CPU_RESULTS, "cpu"))
 
 
-def spans(pdf: Path) -> list[dict]:
-    """Every run of text in a PDF with its font size (PyMuPDF)."""
+def page_spans(pdf: Path) -> list[list[dict]]:
+    """Every run of text in a PDF with its font, size and box (PyMuPDF), page by page."""
     import pymupdf
 
     with pymupdf.open(pdf) as doc:
-        return [span for page in doc for block in page.get_text("dict")["blocks"] for line in block.get("lines", [])
-                for span in line["spans"] if span["text"].strip()]
+        return [[span for block in page.get_text("dict")["blocks"] for line in block.get("lines", [])
+                 for span in line["spans"] if span["text"].strip()] for page in doc]
+
+
+def spans(pdf: Path) -> list[dict]:
+    """Every run of text in a PDF, all pages together."""
+    return [span for page in page_spans(pdf) for span in page]
 
 
 def table_sizes(pdf: Path, tables: list[dict]) -> tuple[list[float], int]:
@@ -81,21 +86,16 @@ def test_every_table_in_the_report_prints_at_9_pt_or_larger(built):
 def header_lines(pdf: Path, size: float) -> list[tuple[int, int]]:
     """(page, lines) of every table header: the bold text set at a table's size, in bands of lines 14 pt apart or
     closer (a header's own lines; the next table's header is further down)."""
-    import pymupdf
-
     out = []
-    with pymupdf.open(pdf) as doc:
-        for page in doc:
-            ys = sorted({round(s["bbox"][1]) for b in page.get_text("dict")["blocks"] for line in b.get("lines", [])
-                         for s in line["spans"] if s["text"].strip() and "Bold" in s["font"]
-                         and abs(s["size"] - size) < 0.3})
-            bands = []
-            for y in ys:
-                if bands and y - bands[-1][-1] <= 14:
-                    bands[-1].append(y)
-                else:
-                    bands.append([y])
-            out += [(page.number + 1, len(band)) for band in bands]
+    for number, page in enumerate(page_spans(pdf), start=1):
+        ys = sorted({round(s["bbox"][1]) for s in page if "Bold" in s["font"] and abs(s["size"] - size) < 0.3})
+        bands = []
+        for y in ys:
+            if bands and y - bands[-1][-1] <= 14:
+                bands[-1].append(y)
+            else:
+                bands.append([y])
+        out += [(number, len(band)) for band in bands]
     return out
 
 
